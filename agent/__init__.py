@@ -1,0 +1,1 @@
+"""moesearch agent package."""

@@ -1,0 +1,53 @@
+"""The `moesearch` command. Each package contributes its command group through the `moesearch.commands` entry
+point, so this root never imports a package above `agent` (ui, eval)."""
+
+from __future__ import annotations
+
+import sys
+from importlib.metadata import entry_points
+
+import typer
+
+app = typer.Typer(help="moesearch: an AI search engine that runs on your own machine.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+
+
+def _mount_command_groups() -> None:
+    for ep in sorted(entry_points(group="moesearch.commands"), key=lambda e: e.name):
+        group = ep.load()
+        if isinstance(group, typer.Typer):
+            app.add_typer(group, name=ep.name)
+        else:  # a single command (a function)
+            app.command(ep.name)(group)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; a user-facing error (``user_facing = True``) prints one line and exits with its code."""
+    _mount_command_groups()
+    try:
+        app(args=argv, standalone_mode=False)
+    except SystemExit as e:
+        return int(e.code or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - the one place that turns errors into exit codes
+        import click
+
+        if isinstance(e, click.exceptions.Exit):
+            return e.exit_code
+        if isinstance(e, click.ClickException):
+            e.show()
+            return e.exit_code
+        if isinstance(e, click.exceptions.Abort):
+            print("aborted", file=sys.stderr)
+            return 1
+        if getattr(e, "user_facing", False):
+            print(f"error: {e}", file=sys.stderr)
+            return int(getattr(e, "exit_code", 2))
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""moesearch eval package."""

@@ -1,0 +1,121 @@
+"""The `llamacpp` backend: a GGUF model run in process by llama-cpp-python."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from model_runtime.base import LLM, Completion, CompletionStream, Messages, render_plain_prompt, to_messages
+from model_runtime.errors import CorruptModelError, ModelRuntimeError
+
+
+class LlamaCppLLM(LLM):
+    backend = "llamacpp"
+
+    def __init__(self, model_path: str | Path, *, n_ctx: int = 8192, n_threads: int | None = None,
+                 n_gpu_layers: int = 0, chat_template: str = "auto", name: str | None = None, seed: int = 0):
+        from llama_cpp import Llama
+
+        self.path = Path(model_path)
+        self.name = name or self.path.name
+        threads = n_threads or os.cpu_count() or 1
+        try:
+            self._llm = Llama(model_path=str(self.path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
+                              n_gpu_layers=n_gpu_layers, seed=seed, verbose=False)
+        except (ValueError, RuntimeError) as e:
+            raise CorruptModelError(f"llama.cpp could not load {self.path} ({e}); check the file or download it again") from e
+        self._lock = threading.Lock()  # one llama.cpp context: calls from several threads take turns
+        template = self._llm.metadata.get("tokenizer.chat_template")
+        # Base models (like the embedded Gemma 3 270M) are prompted completion-style; chat models use their template.
+        self.uses_chat_template = bool(template) and chat_template != "none"
+
+    @property
+    def context_window(self) -> int:
+        return self._llm.n_ctx()
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        return dict(self._llm.metadata)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def tokenize(self, text: str, add_bos: bool = True) -> list[int]:
+        return self._llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
+
+    def _grammar(self, json_schema: dict | None):
+        if json_schema is None:
+            return None
+        from llama_cpp import LlamaGrammar
+
+        return LlamaGrammar.from_json_schema(json.dumps(json_schema), verbose=False)
+
+    def _prompt_tokens(self, messages: Messages, max_tokens: int) -> int:
+        if self.uses_chat_template:
+            # an estimate: the template adds a few tokens per message
+            n = sum(self.count_tokens(m.content) + 8 for m in to_messages(messages))
+        else:
+            n = len(self.tokenize(render_plain_prompt(messages)))
+        self._check_fits(n, max_tokens)
+        return n
+
+    def _chunks(self, messages: Messages, max_tokens: int, temperature: float, stop, grammar) -> Iterator[dict]:
+        kwargs = dict(max_tokens=max_tokens, temperature=temperature, stop=list(stop or []), stream=True,
+                      grammar=grammar)
+        if self.uses_chat_template:
+            msgs = [{"role": m.role, "content": m.content} for m in to_messages(messages)]
+            for chunk in self._llm.create_chat_completion(messages=msgs, **kwargs):
+                choice = chunk["choices"][0]
+                yield {"text": choice["delta"].get("content") or "", "finish_reason": choice.get("finish_reason")}
+        else:
+            for chunk in self._llm.create_completion(prompt=render_plain_prompt(messages), **kwargs):
+                choice = chunk["choices"][0]
+                yield {"text": choice.get("text") or "", "finish_reason": choice.get("finish_reason")}
+
+    def _run(self, messages, max_tokens, temperature, stop, json_schema) -> Iterator[tuple[str, str | None]]:
+        grammar = self._grammar(json_schema)
+        with self._lock:
+            try:
+                for c in self._chunks(messages, max_tokens, temperature, stop, grammar):
+                    yield c["text"], c["finish_reason"]
+            except RuntimeError as e:
+                raise ModelRuntimeError(f"llama.cpp failed while generating ({e}); try a shorter prompt") from e
+
+    def generate(self, messages: Messages, *, max_tokens: int = 256, temperature: float = 0.0,
+                 stop: Sequence[str] | None = None, json_schema: dict | None = None) -> Completion:
+        started = time.perf_counter()
+        n_prompt = self._prompt_tokens(messages, max_tokens)
+        pieces, finish, n = [], "stop", 0
+        for text, reason in self._run(messages, max_tokens, temperature, stop, json_schema):
+            if text:
+                pieces.append(text)
+                n += 1
+            finish = reason or finish
+        return self._finish("".join(pieces), prompt_tokens=n_prompt, completion_tokens=n, finish_reason=finish,
+                            started=started, json_schema=json_schema)
+
+    def stream(self, messages: Messages, *, max_tokens: int = 256, temperature: float = 0.0,
+               stop: Sequence[str] | None = None) -> CompletionStream:
+        started = time.perf_counter()
+        n_prompt = self._prompt_tokens(messages, max_tokens)
+        state = {"n": 0, "finish": "stop"}
+
+        def pieces():
+            for text, reason in self._run(messages, max_tokens, temperature, stop, None):
+                state["finish"] = reason or state["finish"]
+                if text:
+                    state["n"] += 1
+                    yield text
+
+        return CompletionStream(pieces(), lambda full: self._finish(
+            full, prompt_tokens=n_prompt, completion_tokens=state["n"], finish_reason=state["finish"],
+            started=started))
+
+    def close(self) -> None:
+        llm, self._llm = getattr(self, "_llm", None), None
+        if llm is not None:
+            llm.close()

@@ -1,0 +1,31 @@
+"""Model runtime settings, read from MOESEARCH_* environment variables (or passed explicitly)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_cache_dir() -> Path:
+    return Path(platformdirs.user_cache_dir("moesearch"))
+
+
+class ModelSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MOESEARCH_", extra="ignore")
+
+    model: str = Field("embedded", description="'embedded', a preset name (see `moesearch model list`) or a .gguf path")
+    backend: Literal["llamacpp", "openai", "torch"] = "llamacpp"
+    n_ctx: int = Field(8192, ge=256, description="context size in tokens (llamacpp/torch)")
+    n_threads: int | None = Field(None, ge=1, description="CPU threads; default: all cores")
+    n_gpu_layers: int = Field(0, description="layers offloaded to the GPU when llama.cpp is built with CUDA; -1 = all")
+    openai_url: str = Field("http://127.0.0.1:8080/v1", description="base URL of an OpenAI-compatible server")
+    openai_api_key: str = "none"
+    openai_model: str | None = Field(None, description="model name sent to the server; default: the server's first")
+    request_timeout_s: float = Field(120.0, gt=0)
+    models_dir: Path = Field(default_factory=lambda: default_cache_dir() / "models")
+    torch_device: str = Field("cpu", description="device for the torch backend: cpu or cuda")
+    torch_kernels: str = Field("cpu", description="expert kernels for the torch backend: reference, cpu or cuda")

@@ -1,0 +1,1 @@
+"""moesearch retrieval package."""

@@ -1,0 +1,50 @@
+"""Fixtures shared by every test area: the real embedded model and the real offline data."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("MOESEARCH_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.exists():
+        pytest.skip(f"shared data not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def embedded_model_path() -> Path:
+    from model_runtime.registry import embedded_model_path
+
+    return embedded_model_path()
+
+
+@pytest.fixture(scope="session")
+def embedded_llm(embedded_model_path):
+    """The real embedded Gemma 3 270M through llama.cpp, loaded once per test session."""
+    from model_runtime.llamacpp_backend import LlamaCppLLM
+
+    llm = LlamaCppLLM(embedded_model_path, n_ctx=8192, chat_template="none", name="embedded")
+    yield llm
+    llm.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def tmp_data_dir(tmp_path, monkeypatch) -> Path:
+    """A fresh MOESEARCH_DATA_DIR and database for one test."""
+    monkeypatch.setenv("MOESEARCH_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("MOESEARCH_DB", str(tmp_path / "data" / "moesearch.db"))
+    return tmp_path / "data"

@@ -1,0 +1,1 @@
+"""moesearch ui package."""
