@@ -14,7 +14,11 @@ app = typer.Typer(help="moesearch: an AI search engine that runs on your own mac
 
 def _mount_command_groups() -> None:
     for ep in sorted(entry_points(group="moesearch.commands"), key=lambda e: e.name):
-        group = ep.load()
+        try:
+            group = ep.load()
+        except (ImportError, AttributeError) as e:  # a package still being built must not break the others
+            print(f"warning: command group {ep.name!r} unavailable ({e})", file=sys.stderr)
+            continue
         if isinstance(group, typer.Typer):
             app.add_typer(group, name=ep.name)
         else:  # a single command (a function)
