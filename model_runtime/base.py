@@ -82,24 +82,21 @@ def split_reasoning(text: str) -> tuple[str, str | None]:
 
 def parse_json_output(text: str, schema: dict) -> Any:
     """Parse model output as JSON that matches `schema`, repairing the usual damage (prose around it, truncation)."""
-    candidates = [text.strip()]
-    start = min((i for i in (text.find("{"), text.find("[")) if i >= 0), default=-1)
-    if start >= 0:
-        candidates.append(text[start:].strip())
+    starts = [i for i in (text.find("{"), text.find("[")) if i >= 0]
+    body = text[min(starts):].strip() if starts else text.strip()
     errors = []
-    for cand in candidates:
-        for fixed in (cand, _close_brackets(cand)):
-            try:
-                value = json.loads(fixed)
-            except json.JSONDecodeError as e:
-                errors.append(str(e))
-                continue
-            try:
-                jsonschema.validate(value, schema)
-            except jsonschema.ValidationError as e:
-                errors.append(e.message)
-                continue
-            return value
+    for candidate in (body, _close_brackets(body)):
+        try:
+            value, _ = json.JSONDecoder().raw_decode(candidate)  # ignores prose after the JSON value
+        except json.JSONDecodeError as e:
+            errors.append(str(e))
+            continue
+        try:
+            jsonschema.validate(value, schema)
+        except jsonschema.ValidationError as e:
+            errors.append(e.message)
+            continue
+        return value
     raise ModelOutputError(
         f"the model's output is not JSON matching the schema ({errors[-1] if errors else 'empty'}); "
         "try a larger max_tokens or a stronger model"

@@ -47,7 +47,7 @@ class OpenAICompatLLM(LLM):
                 if r.status_code not in (429, 500, 502, 503, 504) or attempt == self.retries:
                     raise ServerResponseError(
                         f"the model server at {self.base_url} answered HTTP {r.status_code}: "
-                        f"{r.text[:200].strip()}; check the server's log and the model name"
+                        f"{' '.join(r.text[:300].split())}; check the server's log and the model name"
                     )
                 delay = float(r.headers.get("retry-after", delay))
             time.sleep(delay)
@@ -121,7 +121,7 @@ class OpenAICompatLLM(LLM):
                     if r.status_code >= 400:
                         r.read()
                         raise ServerResponseError(
-                            f"the model server at {self.base_url} answered HTTP {r.status_code}: {r.text[:200]}")
+                            f"the model server at {self.base_url} answered HTTP {r.status_code}: {' '.join(r.text[:300].split())}")
                     for line in r.iter_lines():
                         if not line.startswith("data:"):
                             continue

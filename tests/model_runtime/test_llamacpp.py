@@ -1,0 +1,58 @@
+"""The embedded model through the in-process llama.cpp backend."""
+
+from model_runtime.base import Message
+
+PROMPT = "The capital of France is"
+
+
+def test_generates_text(embedded_llm):
+    c = embedded_llm.generate(PROMPT, max_tokens=12)
+    assert c.text.strip()
+    assert 0 < c.completion_tokens <= 12
+    assert c.prompt_tokens == embedded_llm.count_tokens(PROMPT) + 1  # + BOS
+
+
+def test_greedy_stream_equals_generate(embedded_llm):
+    whole = embedded_llm.generate(PROMPT, max_tokens=24, temperature=0.0)
+    stream = embedded_llm.stream(PROMPT, max_tokens=24, temperature=0.0)
+    pieces = list(stream)
+    assert len(pieces) > 1
+    assert "".join(pieces) == whole.text
+    assert stream.completion.text == whole.text
+    assert stream.completion.completion_tokens == whole.completion_tokens
+
+
+def test_stop_sequence_cuts_output(embedded_llm):
+    free = embedded_llm.generate("1, 2, 3, 4,", max_tokens=16)
+    assert "6" in free.text  # the model counts on; the stop below must cut it there
+    c = embedded_llm.generate("1, 2, 3, 4,", max_tokens=16, stop=["6"])
+    assert "6" not in c.text and c.finish_reason == "stop"
+
+
+def test_json_schema_output_matches_schema(embedded_llm):
+    import jsonschema
+
+    schema = {"type": "object",
+              "properties": {"city": {"type": "string", "maxLength": 40},
+                             "population": {"type": "integer"},
+                             "tags": {"type": "array", "items": {"type": "string", "maxLength": 20}, "maxItems": 3}},
+              "required": ["city", "population", "tags"]}
+    c = embedded_llm.generate("Describe Paris as JSON with city, population and tags.\n", max_tokens=120,
+                              json_schema=schema)
+    jsonschema.validate(c.data, schema)
+    assert isinstance(c.data["population"], int)
+
+
+def test_count_tokens_agrees_with_tokenizer(embedded_llm):
+    text = "Arthur's Magazine (1844–1846) was an American literary periodical."
+    ids = embedded_llm.tokenize(text, add_bos=False)
+    assert embedded_llm.count_tokens(text) == len(ids)
+    assert embedded_llm._llm.detokenize(ids).decode("utf-8") == text
+    assert embedded_llm.count_tokens("") == 0
+
+
+def test_conversation_rendered_for_base_model(embedded_llm):
+    assert not embedded_llm.uses_chat_template  # the embedded model is a base model: completion-style prompts
+    c = embedded_llm.generate([Message("system", "Answer briefly."), Message("user", "Name a colour.")],
+                              max_tokens=8, stop=["\n"])
+    assert isinstance(c.text, str)
