@@ -40,6 +40,8 @@ class Answer:
     warnings: list[str] = field(default_factory=list)
     reasoning: str | None = None  # a reasoning model's <think> text, kept out of `text`
     fetched_urls: list[str] = field(default_factory=list)
+    sources: list[dict[str, Any]] = field(default_factory=list)  # every page read: {url, title, published}
+    follow_ups: list[str] = field(default_factory=list)  # two or three questions the evidence could answer next
     elapsed_s: float = 0.0
 
     @property
