@@ -130,8 +130,10 @@ def test_registered_without_importing_triton():
 
 @pytest.mark.skipif(HAS_CUDA, reason="checks the message shown where there is no GPU")
 def test_cuda_kernel_without_gpu_says_what_to_do():
-    with pytest.raises(GPUUnavailableError) as err:
-        get_kernel("cuda-int4")
+    kernel = get_kernel("cuda-int4")  # building one works (the engine lists kernels by device)...
+    assert kernel.device == "cuda"
+    with pytest.raises(GPUUnavailableError) as err:  # ...using it says what to do
+        kernel.prepare(make_group(2, 16, 16))
     assert err.value.user_facing and err.value.exit_code == 3
     assert "cpu" in str(err.value)
 

@@ -232,15 +232,13 @@ def stack_expert_weights(w: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tens
 class TritonExpertKernel(ExpertKernel):
     """Weight-only int8/int4 Triton expert kernel (see the module's docstring)."""
 
-    def __init__(self, bits: int = 8, device: str | torch.device | None = None, *, group_size: int = 128,
+    def __init__(self, bits: int = 8, device: str | torch.device = "cuda", *, group_size: int = 128,
                  compute_dtype: torch.dtype | None = None, decode_max_tokens: int = 4,
                  block_m: int | None = None, block_n: int | None = None, block_k: int | None = None) -> None:
         if bits not in (4, 8):
             raise ValueError(f"bits must be 4 or 8, not {bits}")
         self.bits = bits
         self.name = f"cuda-int{bits}"
-        if device is None:
-            device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = str(device)
         self.group_size = group_size
         on_gpu = torch.device(self.device).type == "cuda"
@@ -355,15 +353,9 @@ def triton_cdiv(a: int, b: int) -> int:
 # ---------------------------------------------------------------------------------------------------- registry
 
 
-def make_kernel(bits: int, device: str | torch.device | None = None, **options: Any) -> TritonExpertKernel:
-    """A ``cuda-int{bits}`` kernel. Without a device: the GPU, and a user-facing error where there is none (the
-    interpreter on CPU is for tests; ask for it with ``device="cpu"``)."""
-    if device is None:
-        ok, why = triton_runnable("cuda")
-        if not ok:
-            raise GPUUnavailableError(f"the cuda-int{bits} expert kernel cannot run: {why}; "
-                                      "use the cpu kernels (MOESEARCH_TORCH_KERNELS=cpu)")
-        device = "cuda"
+def make_kernel(bits: int, device: str | torch.device = "cuda", **options: Any) -> TritonExpertKernel:
+    """A ``cuda-int{bits}`` kernel on ``device`` (default the GPU). Building one never fails; ``prepare`` says, as a
+    user-facing error, when it cannot run (no GPU, no triton). ``device="cpu"`` runs under the interpreter (tests)."""
     return TritonExpertKernel(bits=bits, device=device, **options)
 
 
