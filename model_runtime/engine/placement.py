@@ -443,6 +443,12 @@ class PlacedMoELayer:
     def devices(self) -> list[str]:
         return [d for g in self.groups for d in g.devices]
 
+    def route_on(self, device: str | torch.device) -> PlacedMoELayer:
+        """Run the router on ``device`` (where the hidden states are: the GPU when attention runs there)."""
+        if self.layer.router is not None:
+            self.layer.router = self.layer.router.to(device)
+        return self
+
     def replace(self, devices: Sequence[str]) -> None:
         for g, off, n in zip(self.groups, self.layer.offsets, self.layer.group_sizes):
             g.replace(list(devices[off:off + n]))
@@ -452,10 +458,15 @@ class PlacedMoELayer:
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         routes = self.route(x) if self.groups else []
-        active = [bool((ids >= 0).any()) for ids, _ in routes]  # routing runs on the host here: no GPU wait
-        need_gpu = self._shared is not None or any(g.has_gpu and a for g, a in zip(self.groups, active))
+        # The CPU needs the routing and the hidden states: copy them now, before any expert work is queued on the
+        # GPU (a device-to-host copy queued after it would wait for it and nothing would overlap).
+        host = [(ids.to("cpu"), w.to("cpu")) for ids, w in routes] if x.device.type != "cpu" else routes
+        active = [bool((ids >= 0).any()) for ids, _ in host]
+        need_cpu = any(a and g.has_cpu for g, a in zip(self.groups, active))
+        need_gpu = self._shared is not None or any(a and g.has_gpu for g, a in zip(self.groups, active))
+        x_cpu = x.to("cpu") if need_cpu else None
         x_gpu = x.to(self.gpu_device, non_blocking=True) if need_gpu else None
-        # 1. GPU: shared group and GPU-resident experts, queued
+        # 1. GPU: the shared group and the GPU-resident experts, queued (kernel launches return at once)
         gpu_parts = []
         if self._shared is not None:
             t = x.shape[0]
@@ -471,11 +482,10 @@ class PlacedMoELayer:
         for g, (ids, w), a in zip(self.groups, routes, active):
             if a and g.has_gpu:
                 gpu_parts.append(g.submit_gpu(x_gpu, ids, w))
-        # 2. CPU-resident experts while the GPU works
-        x_cpu = x.to("cpu")
-        cpu_parts = [g.run_cpu(x_cpu, ids, w) for g, (ids, w), a in zip(self.groups, routes, active)
+        # 2. the CPU-resident experts, computed while the GPU works
+        cpu_parts = [g.run_cpu(x_cpu, ids, w) for g, (ids, w), a in zip(self.groups, host, active)
                      if a and g.has_cpu]
-        # 3. sum on the device of x
+        # 3. the sum, on the device of x
         return _combine(x, gpu_parts, cpu_parts)
 
     __call__ = forward

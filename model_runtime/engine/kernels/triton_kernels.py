@@ -247,11 +247,16 @@ class TritonExpertKernel(ExpertKernel):
         self.decode_max_tokens = decode_max_tokens
         self.block_m = block_m
         self.block_n = block_n or (64 if on_gpu else 16)
-        self.block_k = block_k or (64 if on_gpu else 16)
-        if group_size % self.block_k:
-            self.block_k = min(self.block_k, group_size)
-            if group_size % self.block_k:
-                raise ValueError(f"block_k ({self.block_k}) must divide group_size ({group_size})")
+        self.block_k = self._fit_k(block_k or (64 if on_gpu else 16))
+        # decode is a matrix-vector product: narrower output blocks (more programs), longer reduction blocks
+        self.decode_block_n = block_n or (32 if on_gpu else 16)
+        self.decode_block_k = self._fit_k(block_k or (128 if on_gpu else 16))
+
+    def _fit_k(self, block_k: int) -> int:
+        block_k = min(block_k, self.group_size)
+        if self.group_size % block_k:
+            raise ValueError(f"block_k ({block_k}) must divide group_size ({self.group_size})")
+        return block_k
 
     def __repr__(self) -> str:
         return f"TritonExpertKernel(bits={self.bits}, device={self.device!r}, group_size={self.group_size})"
@@ -263,7 +268,9 @@ class TritonExpertKernel(ExpertKernel):
         if not ok:
             raise GPUUnavailableError(f"the {self.name} expert kernel cannot run: {why}; "
                                       "use the cpu kernels (MOESEARCH_TORCH_KERNELS=cpu)")
+        dev = torch.device(self.device)
         gate, up, down, widths = stack_expert_weights(w)
+        gate, up, down = gate.to(dev), up.to(dev), down.to(dev)  # quantize where the kernel runs (fast on a GPU)
         e, f, d = gate.shape
         g = self.group_size
         fp = _round_up(max(f, 1), g)
@@ -274,7 +281,6 @@ class TritonExpertKernel(ExpertKernel):
         gq, gs = quantize_weight(gate, self.bits, g)
         uq, us = quantize_weight(up, self.bits, g)
         dq, ds = quantize_weight(down, self.bits, g)
-        dev = torch.device(self.device)
         return TritonPrepared(
             gate_q=gq.to(dev), up_q=uq.to(dev), down_q=dq.to(dev),
             gate_s=gs.to(dev), up_s=us.to(dev), down_s=ds.to(dev),
@@ -310,6 +316,7 @@ class TritonExpertKernel(ExpertKernel):
         bn, bk, g = self.block_n, self.block_k, p.group_size
         launch = {"num_warps": 4} if dev.type == "cuda" else {}
         if t <= self.decode_max_tokens:
+            bn, bk = self.decode_block_n, self.decode_block_k
             jit.moe_gate_up_decode_kernel[(pairs, triton_cdiv(p.width_padded, bn))](
                 xs, p.gate_q, p.up_q, p.gate_s, p.up_s, h, ids, p.widths,
                 p.dim, p.dim_padded,
