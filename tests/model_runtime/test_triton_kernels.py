@@ -13,9 +13,11 @@ Two comparisons per case:
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -256,3 +258,50 @@ def test_compiled_kernel_matches_reference_on_gpu(bits, t):
     y = kern.forward(p, x.cuda(), ids.cuda(), rw.cuda())
     exact = reference(p.dequantized(), x, ids, rw)
     assert rel_err(y.cpu(), exact) < 1e-2  # bfloat16 activations
+
+
+# ---------------------------------------------------------------------------------------------------- benchmark script
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_bench.py"
+
+
+def test_benchmark_knows_the_cards():
+    sys.path.insert(0, str(BENCH.parent))
+    try:
+        import gpu_bench
+    finally:
+        sys.path.remove(str(BENCH.parent))
+    assert gpu_bench.card_peaks("NVIDIA H200")[0] == "H200"
+    assert gpu_bench.card_peaks("NVIDIA H100 80GB HBM3")[:2] == ("H100 SXM", 989.0)
+    assert gpu_bench.card_peaks("NVIDIA H100 PCIe")[0] == "H100 PCIe"
+    assert gpu_bench.card_peaks("Some Future GPU") == ("Some Future GPU", None, None)
+
+
+@pytest.mark.skipif(HAS_CUDA, reason="checks the behaviour without a GPU")
+def test_benchmark_without_gpu_exits_cleanly():
+    out = subprocess.run([sys.executable, str(BENCH)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "nothing measured" in out.stdout
+
+
+@needs_triton
+def test_benchmark_dry_run_on_cpu(tmp_path):
+    """Every code path of the GPU benchmark, at tiny shapes on the CPU (Triton interpreted): the numbers mean nothing,
+    but the kernels' outputs are checked against the bf16 loop, and every placement decodes."""
+    report = tmp_path / "bench.json"
+    out = subprocess.run([sys.executable, str(BENCH), "--self-check", "--json", str(report)], capture_output=True,
+                         text=True, timeout=600, env={**os.environ, "TRITON_INTERPRET": "1"})
+    assert out.returncode == 0, out.stderr[-3000:]
+    data = json.loads(report.read_text())
+    methods = {r["method"] for r in data["kernels"]}
+    assert methods == {"torch-bf16-loop", "dequant-int8-loop", "triton-int8", "triton-int4"}
+    for r in data["kernels"]:
+        assert "error" not in r, r
+        bound = 0.2 if r["method"] == "triton-int4" else 0.02
+        assert r["rel_err_vs_bf16"] < bound, r
+    placements = [r["placement"] for r in data["model"]]
+    assert placements == ["all-gpu", "frequency 10%", "frequency 25%", "frequency 50%", "all-cpu"]
+    for r in data["model"]:
+        assert "error" not in r and r["decode_tok_s"] > 0, r
+    shares = [r["gpu_share_of_routing"] for r in data["model"]]
+    assert shares[0] == 1.0 and shares[-1] == 0.0 and shares[1] <= shares[2] <= shares[3]
+    assert "### Whole model" in out.stdout
