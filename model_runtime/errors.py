@@ -44,3 +44,7 @@ class InvalidSettingsError(ModelRuntimeError):
 
 class ModelOutputError(ModelRuntimeError):
     """The model's output could not be parsed into what was asked for (e.g. JSON matching a schema)."""
+
+
+class UnsupportedModelError(ModelRuntimeError):
+    """The torch engine cannot run this file (architecture or tensor type); the message names what it supports."""

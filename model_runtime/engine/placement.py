@@ -27,6 +27,8 @@ from typing import Any, Callable, Iterable, Literal, Mapping, Sequence
 
 import torch
 
+from model_runtime.engine.kernels import ExpertKernel, register_kernel
+
 Strategy = Literal["all-gpu", "all-cpu", "frequency"]
 STRATEGIES: tuple[str, ...] = ("all-gpu", "all-cpu", "frequency")
 PROFILE_VERSION = 1
@@ -537,15 +539,16 @@ def _float_weights(layer: Any) -> bool:
 
 def place_model(model: Any, placement: Placement, gpu_kernel: Any, cpu_kernel: Any, *,
                 weights_for_layer: Callable[[int], Any] | None = None, keep_weights: bool = False) -> Any:
-    """Replace every MoE layer of an engine ``Transformer`` by a ``PlacedMoELayer`` following ``placement``.
+    """Replace every FFN layer of an engine ``Transformer`` by a ``PlacedMoELayer`` following ``placement``.
 
-    The kernels quantize from float32 weights: either the model still holds them (loaded with the ``reference``
-    kernel), or ``weights_for_layer(i)`` returns a ``MoELayer`` of layer ``i`` that does (for example re-read from
-    the GGUF file one layer at a time, so that only one layer is ever in float32). Dense layers are left alone.
+    Routed experts go where the placement says (layers it does not name: all on the CPU); shared experts and dense
+    FFNs go to the GPU kernel. The kernels quantize from float32 weights: either the model still holds them (loaded
+    with the ``reference`` kernel), or ``weights_for_layer(i)`` returns a ``MoELayer`` of layer ``i`` that does (for
+    example re-read from the GGUF file one layer at a time, so that only one layer is ever in float32).
     """
     for i, blk in enumerate(model.blocks):
         layer = blk.ffn.layer if isinstance(blk.ffn, PlacedMoELayer) else blk.ffn
-        if not getattr(layer, "routed", None):
+        if not getattr(layer, "routed", None) and getattr(layer, "shared", None) is None:
             continue
         source = layer if _float_weights(layer) else (weights_for_layer(i) if weights_for_layer else None)
         if source is None or not _float_weights(source):
@@ -553,7 +556,120 @@ def place_model(model: Any, placement: Placement, gpu_kernel: Any, cpu_kernel: A
                              "or pass weights_for_layer")
         devices = placement.devices.get(layer_key(i))
         if devices is None:
-            devices = ["cpu"] * layer.n_routed
+            devices = ["cpu"] * source.n_routed
         blk.ffn = PlacedMoELayer(source, source.routed, source.shared, devices, gpu_kernel, cpu_kernel,
                                  keep_weights=keep_weights)
     return model
+
+
+class DeferredKernel(ExpertKernel):
+    """Registered as ``placement-deferred``: loads a model without preparing its FFN weights (no memory, no time),
+    because ``place_model`` prepares them afterwards on the kernels of each side. The output head keeps the base
+    class's float32 ``linear``."""
+
+    name = "placement-deferred"
+    device = "cpu"
+
+    def prepare(self, w: Any) -> None:
+        return None
+
+    def forward(self, prepared, x, topk_ids, topk_weights):
+        raise RuntimeError("this model's experts were not placed yet: call place_model / place_llm")
+
+
+# ---------------------------------------------------------------------------------------------------- from settings
+
+CALIBRATION_TEXT = (
+    "A search engine reads the question, breaks it into smaller questions, searches the web and local documents, "
+    "reads the pages it found and writes an answer that cites its sources. Mixture-of-Experts language models route "
+    "each token to a few experts out of many, so only a small part of the weights is read for every token.",
+    "def merge(a, b):\n    out = []\n    while a and b:\n        out.append(a.pop(0) if a[0] < b[0] else b.pop(0))\n"
+    "    return out + a + b\n",
+    "The French Revolution began in 1789. Its causes included financial crisis, food shortages and new ideas about "
+    "rights and government; it ended the monarchy and reshaped Europe for the century that followed.",
+    "Pour préparer une pâte à crêpes, mélangez la farine, les œufs et le lait, puis laissez reposer une heure.",
+    "Photosynthesis converts light energy into chemical energy: water and carbon dioxide become glucose and oxygen.",
+)
+
+
+def _gpu_budget_bytes(settings: Any, device: str) -> int | None:
+    gb = getattr(settings, "expert_gpu_budget_gb", None)
+    if gb is not None:
+        return int(gb * 2**30)
+    if torch.device(device).type == "cuda" and torch.cuda.is_available():
+        free, _ = torch.cuda.mem_get_info()
+        return int(free * 0.8)  # leave room for attention, the KV cache and the kernels' scratch buffers
+    return None
+
+
+def place_llm(llm: Any, settings: Any, *, gpu_kernel: Any = None, cpu_kernel: Any = None) -> Placement:
+    """Place the routed experts of a loaded ``TorchMoELLM`` as ``settings`` say; returns the plan.
+
+    Settings used: ``expert_placement`` (all-gpu, all-cpu, frequency), ``expert_gpu_budget_gb`` (default: 80% of
+    the GPU's free memory), ``routing_profile`` (a JSON profile; for ``frequency``, recorded with a short calibration
+    run over built-in text and saved there when the file does not exist yet), ``torch_gpu_kernels`` (default
+    ``cuda-int4``) for the GPU side and ``torch_kernels`` for the CPU side. The float weights each kernel quantizes
+    from are re-read from the GGUF file one layer at a time.
+    """
+    from model_runtime.engine.arch import config_from_gguf
+    from model_runtime.engine.gguf_file import GGUFModelFile
+    from model_runtime.engine.kernels import get_kernel
+    from model_runtime.engine.model import _load_ffn
+
+    strategy = getattr(settings, "expert_placement", "frequency")
+    gpu_kernel = gpu_kernel or get_kernel(getattr(settings, "torch_gpu_kernels", "cuda-int4"))
+    cpu_name = getattr(settings, "torch_kernels", "cpu")
+    cpu_kernel = cpu_kernel or get_kernel(cpu_name if cpu_name and not cpu_name.startswith("cuda") else "cpu")
+    model = llm.model
+    bits = getattr(gpu_kernel, "bits", 4)
+    group = getattr(gpu_kernel, "group_size", 128)
+    sizes = model_expert_bytes(model, bits, group)
+    f = GGUFModelFile(llm.path)
+    try:
+        cfg = config_from_gguf(f)
+        reference = get_kernel("reference")
+
+        def layer_weights(i: int) -> Any:
+            return _load_ffn(f, cfg, f"blk.{i}.", reference)
+
+        profile_path = getattr(settings, "routing_profile", None)
+        profile = None
+        if profile_path is not None and Path(profile_path).exists():
+            profile = RoutingProfile.load(profile_path)
+        elif strategy == "frequency":
+            # calibration run: every routed expert on the CPU for now, the routing of built-in text counted
+            place_model(model, plan_placement(None, sizes, 0, "all-cpu"), gpu_kernel, cpu_kernel,
+                        weights_for_layer=layer_weights)
+            profile = calibrate(model, [llm.tokenize(text) for text in CALIBRATION_TEXT])
+            profile.meta.update(model=str(getattr(llm, "path", "")), source="built-in calibration text")
+            if profile_path is not None:
+                profile.save(profile_path)
+        plan = plan_placement(profile, sizes, _gpu_budget_bytes(settings, gpu_kernel.device), strategy,
+                              gpu_device=str(gpu_kernel.device))
+        place_model(model, plan, gpu_kernel, cpu_kernel, weights_for_layer=layer_weights)
+    finally:
+        f.close()
+    return plan
+
+
+def load_placed_llm(settings: Any, *, gpu_kernel: Any = None, cpu_kernel: Any = None) -> Any:
+    """The ``torch`` backend on a CUDA machine: the model loaded on the CPU (compact, quantized), then its routed
+    experts placed between GPU and CPU by ``place_llm``. Raises a user-facing error where there is no GPU."""
+    from model_runtime import load_llm
+    from model_runtime.engine.kernels.triton_kernels import GPUUnavailableError, triton_runnable
+
+    if gpu_kernel is None:
+        ok, why = triton_runnable("cuda")
+        if not ok:
+            raise GPUUnavailableError(f"--device cuda needs a CUDA GPU and triton: {why}; use --device cpu")
+    from model_runtime.engine.kernels import get_kernel
+
+    cpu_name = getattr(settings, "torch_kernels", "cpu")
+    if not cpu_name or cpu_name.startswith("cuda") or cpu_name == DeferredKernel.name:
+        cpu_name = "cpu"
+    cpu_kernel = cpu_kernel or get_kernel(cpu_name)
+    register_kernel(DeferredKernel.name, DeferredKernel)
+    llm = load_llm(settings.model_copy(update={"torch_device": "cpu", "torch_kernels": DeferredKernel.name}))
+    plan = place_llm(llm, settings, gpu_kernel=gpu_kernel, cpu_kernel=cpu_kernel)
+    llm.placement = plan
+    return llm

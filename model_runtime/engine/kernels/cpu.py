@@ -1,0 +1,107 @@
+"""CPU expert kernels with weight-only quantization, quantized once at load from the dequantized GGUF weights.
+
+Tokens are grouped by expert (one sort per layer), then each expert runs two matmuls: the fused gate+up projection
+[2F, D] and the down projection [D, F]. Batched prefill and single-token decode use the same code path.
+
+- `cpu-int8`: int8 weights with one scale per output row (a group of the whole row), run by PyTorch's fbgemm/x86
+  dynamic-quantized linear (`torch.ops.quantized.linear_dynamic`): activations are quantized per call to uint8,
+  products accumulate in int32. Measured on this machine's AVX2 CPU it is 3x faster than float32 for decode and 5x
+  for prefill, while `torch.ops.aten._weight_int8pack_mm` was 10-40x slower than float32 (no AVX2 path).
+- `cpu-int4`: int4 weights, asymmetric, with a scale and zero point per group of 32 input elements, run by
+  `torch.ops.aten._weight_int4pack_mm_for_cpu` with bfloat16 activations (its float32 path is much slower).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from model_runtime.engine.kernels.base import ExpertKernel, ExpertWeights, activation_fn, group_by_expert
+
+
+@dataclass
+class PreparedGroup:
+    gate_up: list[Any]  # per expert: prepared [2F, D]
+    down: list[Any]  # per expert: prepared [D, F]
+    width: int
+    activation: str
+
+
+class _QuantCPUKernel(ExpertKernel):
+    device = "cpu"
+
+    def linear_prepare(self, w: torch.Tensor) -> Any:
+        raise NotImplementedError
+
+    def linear(self, prepared: Any, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def prepare(self, w: ExpertWeights) -> PreparedGroup:
+        gu = [self.linear_prepare(torch.cat([w.gate[e], w.up[e]], 0)) for e in range(w.n_experts)]
+        dn = [self.linear_prepare(w.down[e]) for e in range(w.n_experts)]
+        return PreparedGroup(gu, dn, w.width, w.activation)
+
+    def forward(self, prepared: PreparedGroup, x, topk_ids, topk_weights):
+        act = activation_fn(prepared.activation)
+        f = prepared.width
+        if topk_ids.shape == (x.shape[0], 1) and x.shape[0] > 0 and bool((topk_ids == 0).all()) \
+                and len(prepared.gate_up) == 1:
+            h = self.linear(prepared.gate_up[0], x)
+            return self.linear(prepared.down[0], act(h[:, :f]) * h[:, f:]) * topk_weights.float()
+        out = torch.zeros(x.shape, dtype=torch.float32)
+        for e, tok, w in group_by_expert(topk_ids, topk_weights, len(prepared.gate_up)):
+            h = self.linear(prepared.gate_up[e], x[tok])
+            y = self.linear(prepared.down[e], act(h[:, :f]) * h[:, f:])
+            out.index_add_(0, tok, y * w[:, None].float())
+        return out
+
+
+class CPUInt8Kernel(_QuantCPUKernel):
+    name = "cpu-int8"
+
+    def linear_prepare(self, w: torch.Tensor):
+        w = w.float().contiguous()
+        scale = (w.abs().amax(1) / 127.0).clamp(min=1e-12).double()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            q = torch.quantize_per_channel(w, scale, torch.zeros(w.shape[0], dtype=torch.long), 0, torch.qint8)
+            return torch.ops.quantized.linear_prepack(q, None)
+
+    def linear(self, prepared, x):
+        return torch.ops.quantized.linear_dynamic(x.float().contiguous(), prepared, True)
+
+
+@dataclass
+class Int4Weight:
+    packed: torch.Tensor
+    scales_zeros: torch.Tensor  # [D/G, N, 2] bfloat16
+    group: int
+    n: int
+
+
+class CPUInt4Kernel(_QuantCPUKernel):
+    name = "cpu-int4"
+    group_size = 32
+
+    def linear_prepare(self, w: torch.Tensor) -> Int4Weight:
+        w = w.float().contiguous()
+        n, k = w.shape
+        g = self.group_size
+        if k % g:
+            raise ValueError(f"int4 kernel needs the input width ({k}) to be a multiple of {g}")
+        wg = w.view(n, k // g, g)
+        lo, hi = wg.amin(-1), wg.amax(-1)
+        scale = ((hi - lo) / 15.0).clamp(min=1e-10)
+        q = torch.round((wg - lo[..., None]) / scale[..., None]).clamp(0, 15).to(torch.int32).view(n, k)
+        zero = lo + 8.0 * scale  # the op computes (q - 8) * scale + zero
+        packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(q, 1)
+        sz = torch.stack([scale, zero], -1).transpose(0, 1).contiguous().to(torch.bfloat16)
+        return Int4Weight(packed, sz, g, n)
+
+    def linear(self, prepared: Int4Weight, x):
+        y = torch.ops.aten._weight_int4pack_mm_for_cpu(x.to(torch.bfloat16).contiguous(), prepared.packed,
+                                                       prepared.group, prepared.scales_zeros)
+        return y.float()
