@@ -35,11 +35,24 @@ def _settings(**overrides) -> ModelSettings:
         raise InvalidSettingsError(f"invalid setting {where}: {err['msg']}; see `moesearch model --help`") from None
 
 
-def _load(model, backend, openai_url, n_ctx=None, threads=None, gpu_layers=None, device=None):
+PlacementOpt = Annotated[Optional[str], typer.Option(
+    "--placement", help="torch on cuda: where routed experts run: all-gpu | all-cpu | frequency")]
+BudgetOpt = Annotated[Optional[float], typer.Option("--gpu-budget-gb", help="torch on cuda: GPU GiB for experts")]
+ProfileOpt = Annotated[Optional[str], typer.Option("--routing-profile", help="torch on cuda: routing profile JSON")]
+
+
+def _load(model, backend, openai_url, n_ctx=None, threads=None, gpu_layers=None, device=None, **placement):
     from model_runtime import load_llm
 
-    return load_llm(_settings(model=model, backend=backend, openai_url=openai_url, n_ctx=n_ctx, n_threads=threads,
-                              n_gpu_layers=gpu_layers, torch_device=device))
+    settings = _settings(model=model, backend=backend, openai_url=openai_url, n_ctx=n_ctx, n_threads=threads,
+                         n_gpu_layers=gpu_layers, torch_device=device, **placement)
+    if settings.backend == "torch" and settings.torch_device == "cuda":
+        from model_runtime.engine.placement import load_placed_llm  # experts placed between GPU and CPU
+
+        llm = load_placed_llm(settings)
+        print(llm.placement.summary(), file=sys.stderr, flush=True)
+        return llm
+    return load_llm(settings)
 
 
 @app.command("list")
@@ -143,13 +156,15 @@ def serve(model: ModelOpt = None, backend: BackendOpt = None,
           host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
           port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8080,
           n_ctx: CtxOpt = None, threads: ThreadsOpt = None, gpu_layers: GpuOpt = None,
-          device: DeviceOpt = None) -> None:
+          device: DeviceOpt = None, placement: PlacementOpt = None, gpu_budget_gb: BudgetOpt = None,
+          routing_profile: ProfileOpt = None) -> None:
     """Host the model as an OpenAI-compatible HTTP server (default 127.0.0.1:8080)."""
     if backend == "openai":
         raise InvalidSettingsError("`model serve` hosts a local model; use --backend llamacpp or torch")
     from model_runtime.server import serve as run_server
 
-    llm = _load(model, backend, None, n_ctx, threads, gpu_layers, device)
+    llm = _load(model, backend, None, n_ctx, threads, gpu_layers, device, expert_placement=placement,
+                expert_gpu_budget_gb=gpu_budget_gb, routing_profile=routing_profile)
     print(f"serving {llm.name} ({llm.backend}) on http://{host}:{port}/v1", file=sys.stderr, flush=True)
     try:
         run_server(llm, host=host, port=port)

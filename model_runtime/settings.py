@@ -29,3 +29,12 @@ class ModelSettings(BaseSettings):
     models_dir: Path = Field(default_factory=lambda: default_cache_dir() / "models")
     torch_device: str = Field("cpu", description="device for the torch backend: cpu or cuda")
     torch_kernels: str = Field("cpu", description="expert kernels for the torch backend: reference, cpu or cuda")
+    torch_gpu_kernels: str = Field("cuda-int4", description="GPU expert kernels with --device cuda: cuda-int4 or "
+                                   "cuda-int8 (Triton; the CPU side uses torch_kernels)")
+    expert_placement: Literal["all-gpu", "all-cpu", "frequency"] = Field(
+        "frequency", description="with --device cuda, where routed experts run: all on the GPU, all on the CPU, or "
+        "the most used ones on the GPU within expert_gpu_budget_gb")
+    expert_gpu_budget_gb: float | None = Field(None, ge=0, description="GPU memory for routed experts in GiB "
+                                               "(default: 80% of the GPU's free memory)")
+    routing_profile: Path | None = Field(None, description="routing profile (JSON) for the frequency placement; "
+                                         "recorded by a calibration run and saved there when the file is missing")
