@@ -644,8 +644,7 @@ def place_llm(llm: Any, settings: Any, *, gpu_kernel: Any = None, cpu_kernel: An
             profile.meta.update(model=str(getattr(llm, "path", "")), source="built-in calibration text")
             if profile_path is not None:
                 profile.save(profile_path)
-        plan = plan_placement(profile, sizes, _gpu_budget_bytes(settings, gpu_kernel.device), strategy,
-                              gpu_device=str(gpu_kernel.device))
+        plan = plan_placement(profile, sizes, _gpu_budget_bytes(settings, gpu_kernel.device), strategy)
         place_model(model, plan, gpu_kernel, cpu_kernel, weights_for_layer=layer_weights)
     finally:
         f.close()

@@ -32,9 +32,12 @@ from model_runtime.engine.placement import (  # noqa: E402
     calibrate,
     expert_nbytes,
     model_expert_bytes,
+    load_placed_llm,
     place_model,
     plan_placement,
 )
+from model_runtime.errors import ModelRuntimeError  # noqa: E402
+from model_runtime.settings import ModelSettings  # noqa: E402
 
 HAS_CUDA = torch.cuda.is_available()
 needs_triton = pytest.mark.skipif(not triton_available(), reason="triton is not installed (pip install triton)")
@@ -47,7 +50,7 @@ TOP_K = 3
 def hmoe_path(tmp_path_factory) -> str:
     """A small random ``moesearch-hmoe`` model: 2 layers, a gated shared expert, two routed groups of widths 16, 32."""
     rng = np.random.default_rng(5)
-    d, nh, hd, vocab = 32, 2, 16, 64
+    d, nh, hd, vocab = 32, 2, 16, 320
 
     def w(*shape, std=None):
         return (rng.standard_normal(shape) * (std or 1 / np.sqrt(shape[-1]))).astype(np.float32)
@@ -69,7 +72,24 @@ def hmoe_path(tmp_path_factory) -> str:
     params = HMoEParams(n_layer=2, d_model=d, n_head=nh, n_head_kv=nh, head_dim=hd, n_vocab=vocab,
                         group_counts=[n for n, _ in GROUPS], group_widths=[f for _, f in GROUPS], top_k=TOP_K,
                         shared_count=1, shared_width=24, shared_gate=True, context_length=256)
-    return str(write_hmoe_gguf(tmp_path_factory.mktemp("placement") / "tiny-hmoe.gguf", params, t))
+    return str(write_hmoe_gguf(tmp_path_factory.mktemp("placement") / "tiny-hmoe.gguf", params, t,
+                               tokenizer=byte_tokenizer(vocab)))
+
+
+def byte_tokenizer(n_vocab: int) -> dict:
+    """A GPT-2 style byte-level vocabulary (256 byte tokens, BOS, EOS, two merges, unused fillers) for llama.cpp."""
+    keep = [*range(ord("!"), ord("~") + 1), *range(0xA1, 0xAD), *range(0xAE, 0x100)]
+    chars, n = {}, 0
+    for b in range(256):
+        chars[b] = chr(b) if b in keep else chr(256 + n)
+        n += b not in keep
+    tokens = [chars[b] for b in range(256)] + ["<|bos|>", "<|eos|>", "\u0120t", "he"]
+    tokens += [f"<|unused{i}|>" for i in range(len(tokens), n_vocab)]
+    types = [1] * 256 + [3, 3, 1, 1] + [5] * (n_vocab - 260)
+    return {"tokenizer.ggml.model": "gpt2", "tokenizer.ggml.pre": "default", "tokenizer.ggml.tokens": tokens,
+            "tokenizer.ggml.token_type": types, "tokenizer.ggml.merges": ["\u0120 t", "h e"],
+            "tokenizer.ggml.bos_token_id": 256,
+            "tokenizer.ggml.eos_token_id": 257, "tokenizer.ggml.add_bos_token": True}
 
 
 def greedy(model, prompt: list[int], steps: int) -> tuple[list[int], list[torch.Tensor]]:
@@ -230,6 +250,35 @@ def test_replacing_devices_while_serving(hmoe_path):
         blk.ffn.replace(new.devices[str(i)])
         assert blk.ffn.devices == ["cuda"] * n
     assert greedy(model, PROMPT, 4)[0] == want
+
+
+def test_settings_place_a_served_model(hmoe_path, tmp_path):
+    """What `moesearch model serve --backend torch --device cuda` does, with the GPU side simulated on the CPU."""
+    baseline, _ = load_transformer(hmoe_path, "reference")
+    want, _ = greedy(baseline, PROMPT, 6)
+    sizes = model_expert_bytes(baseline, bits=4, group_size=128)
+    half_gb = sum(sum(v) for v in sizes.values()) / 2 / 2**30
+    profile_path = tmp_path / "profile.json"
+    settings = ModelSettings(model=hmoe_path, backend="torch", torch_device="cuda", expert_placement="frequency",
+                             expert_gpu_budget_gb=half_gb, routing_profile=profile_path)
+    ref = get_kernel("reference")
+    llm = load_placed_llm(settings, gpu_kernel=ref, cpu_kernel=ref)
+    assert profile_path.exists()  # recorded by the calibration run over the built-in text, and kept
+    assert 0 < llm.placement.gpu_fraction() < 1
+    assert all(isinstance(b.ffn, PlacedMoELayer) for b in llm.model.blocks)
+    assert greedy(llm.model, PROMPT, 6)[0] == want
+    again = load_placed_llm(settings, gpu_kernel=ref, cpu_kernel=ref)  # the saved profile gives the same plan
+    assert again.placement.devices == llm.placement.devices
+    llm.close()
+    again.close()
+
+
+@pytest.mark.skipif(HAS_CUDA, reason="checks the message shown where there is no GPU")
+def test_cuda_device_without_gpu_says_what_to_do(hmoe_path):
+    settings = ModelSettings(model=hmoe_path, backend="torch", torch_device="cuda")
+    with pytest.raises(ModelRuntimeError, match="--device cpu") as err:
+        load_placed_llm(settings)
+    assert err.value.exit_code == 3
 
 
 # ---------------------------------------------------------------------------------------------------- on a GPU
