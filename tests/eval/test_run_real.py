@@ -148,3 +148,47 @@ def test_replay_from_the_snapshot_gives_the_same_evidence(real_run):
     assert len(replayed) == N
     assert [(r[0], sorted(json.loads(r[1]))) for r in replayed] == [(r[0], sorted(json.loads(r[1]))) for r in live]
     assert _db_rows(db, "select provider from eval_run where id = ?", (replay_id,)) == [("replay",)]
+
+
+def test_failed_questions_are_recorded_and_counted_wrong(tmp_path, eval_env):
+    """A search engine that is down (a real closed port) fails each question: recorded with its error, scored 0."""
+    from tests.conftest import free_port
+
+    dataset = write_subset(tmp_path / "two.jsonl", 2)
+    dead = f"http://127.0.0.1:{free_port()}"
+    args = ["--dataset", str(dataset), "--mode", "quick", "--provider", "searxng", "--searxng-url", dead, "--json",
+            "--no-progress"]
+    proc = subprocess.run(_cli(*args), cwd=ROOT, env=eval_env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = _last_json(proc.stdout)
+    m = summary["metrics"]["quick"]
+    assert summary["scored"] == 2 and m["n"] == 2 and m["errors"] == 2
+    assert m["f1"]["mean"] == 0.0 and m["acc"]["mean"] == 0.0
+    db = Path(eval_env["MOESEARCH_DB"])
+    errors = _db_rows(db, "select error, f1 from eval_result where run_id = ?", (summary["run_id"],))
+    assert len(errors) == 2 and all("SearchUnavailableError" in e and f1 == 0.0 for e, f1 in errors), errors
+
+    # failing in a row stops the run (exit 3, something unavailable); it stays resumable
+    env = dict(eval_env, MOESEARCH_EVAL_MAX_CONSECUTIVE_ERRORS="1")
+    proc = subprocess.run(_cli(*args), cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 3, proc.stderr[-3000:]
+    assert "resume with: moesearch eval run --resume" in proc.stderr
+    run_id = proc.stderr.split("--resume ")[-1].split()[0]
+    assert _db_rows(db, "select status from eval_run where id = ?", (run_id,)) == [("interrupted",)]
+    assert _db_rows(db, "select count(*) from eval_result where run_id = ?", (run_id,)) == [(1,)]
+
+
+def test_python_api_run_score_report(tmp_path, eval_env, embedded_llm):
+    """The notebook path: load, run (with an already loaded model), score, report; resuming a done run is a no-op."""
+    from eval import api
+
+    ds = api.load_dataset(write_subset(tmp_path / "one.jsonl", 1))
+    assert len(ds) == 1
+    summary = api.run_eval(ds.path, modes=["closed-book"], llm=embedded_llm, agent={"answer_tokens": 48})
+    assert summary.status == "done" and summary.scored == 1 and summary.snapshot is None
+    scores = api.score(summary.run_id)
+    assert scores["closed-book"]["n"] == 1 and scores == summary.metrics
+    again = api.run_eval(resume=summary.run_id, llm=embedded_llm)
+    assert again.scored == 1 and again.metrics == summary.metrics
+    rep = api.report([summary.run_id], tmp_path / "rep")
+    assert rep.markdown.exists() and f"| {summary.run_id} | closed-book | 1 |" in rep.table
