@@ -299,9 +299,9 @@ def test_benchmark_dry_run_on_cpu(tmp_path):
         bound = 0.2 if r["method"] == "triton-int4" else 0.02
         assert r["rel_err_vs_bf16"] < bound, r
     placements = [r["placement"] for r in data["model"]]
-    assert placements == ["all-gpu", "frequency 10%", "frequency 25%", "frequency 50%", "all-cpu"]
+    assert placements == ["all-cpu", "all-gpu", "frequency 10%", "frequency 25%", "frequency 50%"]
     for r in data["model"]:
         assert "error" not in r and r["decode_tok_s"] > 0, r
     shares = [r["gpu_share_of_routing"] for r in data["model"]]
-    assert shares[0] == 1.0 and shares[-1] == 0.0 and shares[1] <= shares[2] <= shares[3]
+    assert shares[0] == 0.0 and shares[1] == 1.0 and shares[2] <= shares[3] <= shares[4]
     assert "### Whole model" in out.stdout
