@@ -67,5 +67,12 @@ def report(run_ids: Sequence[str], out_dir: str | Path | None = None, *,
     return make_report(list(run_ids), out_dir, settings=settings)
 
 
-__all__ = ["Dataset", "Example", "Report", "RunOptions", "RunSummary", "load_dataset", "report", "run_eval", "score",
+__all__ = ["Dataset", "Example", "Report", "RunOptions", "RunSummary", "load_dataset", "report", "rescore", "run_eval", "score",
            "score_answer"]
+
+
+def rescore(run_id: str, *, settings: EvalSettings | None = None) -> RunSummary:
+    """Recompute a stored run's metrics from its stored answers (no model calls)."""
+    from eval.runner import rescore_run
+
+    return rescore_run(run_id, settings=settings)

@@ -99,6 +99,22 @@ def report_command(
         print(f"plot: {p}")
 
 
+@app.command("rescore")
+def rescore_command(run: str = typer.Argument(..., help="run id (or unique prefix)"),
+                    as_json: bool = typer.Option(False, "--json", help="last line: {run_id, scored, metrics}")) -> None:
+    """Recompute a run's metrics from its stored answers (after a metric change), without asking the model again."""
+    from eval.report import scores_table
+    from eval.runner import rescore_run
+    from eval.store import Store
+
+    summary = rescore_run(run)
+    if as_json:
+        print(json.dumps(summary.to_json(), ensure_ascii=False))
+        return
+    stored = Store().get_run(summary.run_id)
+    print(scores_table([stored], {stored.id: summary.metrics}))
+
+
 @app.command("list")
 def list_command(as_json: bool = typer.Option(False, "--json", help="one JSON object per run")) -> None:
     """Show past runs, newest first."""

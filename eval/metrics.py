@@ -97,10 +97,13 @@ def title_recall(gold_titles: Iterable[str], found_titles: Iterable[str]) -> flo
 CITATION_METHOD = (
     "Lexical support check. The answer is split into sentences (a citation marker after the full stop belongs to the "
     "sentence before it). Each (sentence, [n]) pair is valid when [n] names one of the answer's citations, its quote "
-    "is found verbatim (after whitespace/case normalisation) in the text of the page it cites when that text is known "
-    "(the local web's pages; skipped on pages the evaluator has no text for), and at least {thr:.0%} of the "
-    "sentence's content words (lowercased, punctuation and stop words removed, compared on their first 5 letters) "
-    "occur in the quote. Precision = valid pairs / all pairs; recall = sentences with at least one valid pair / "
+    "is taken from the page it cites when that page's text is known (the local web's pages; skipped otherwise): "
+    "verbatim after whitespace/case normalisation, or with at least half its words in lines/sentences verbatim on "
+    "the page and every other line at most 12 words (a title or site tagline the extractor kept; only the on-page "
+    "part then counts), "
+    "and at least {thr:.0%} of the sentence's content words (lowercased, punctuation and stop words removed, "
+    "compared on their first 5 letters; words of the question are left out when the sentence has others, so "
+    "restating the question earns nothing) occur in that quote. Precision = valid pairs / all pairs; recall = sentences with at least one valid pair / "
     "sentences with content words. Answers without citations have no precision (left out of its mean) and recall 0.")
 
 SUPPORT_THRESHOLD = 0.5
@@ -150,10 +153,47 @@ def _norm_space(s: str) -> str:
     return " ".join(s.lower().split())
 
 
-def supports(sentence: str, quote: str, threshold: float = SUPPORT_THRESHOLD) -> bool:
+_PIECE_SPLIT = re.compile(r"\n+|(?<=[.!?])\s+")
+
+
+FURNITURE_WORDS = 12  # the longest line of page furniture (a title, a site tagline) forgiven in a quote
+
+
+def on_page_part(quote: str, page: str) -> str | None:
+    """The part of `quote` taken from `page`, or None when the quote is not from the page.
+
+    Verbatim (whitespace and case aside) gives the whole quote. Otherwise the quote is split into pieces (lines,
+    sentences): the pieces verbatim on the page must hold at least half its words, and every other piece must be
+    short (at most FURNITURE_WORDS words); only the on-page pieces are returned. This forgives page furniture an
+    extractor kept around the article (a repeated title, a site tagline) but never lets it count as support."""
+    q, p = _norm_space(quote), _norm_space(page)
+    if not q:
+        return None
+    if q in p:
+        return quote
+    pieces = [_norm_space(x) for x in _PIECE_SPLIT.split(quote) if x.strip()]
+    total = sum(len(x.split()) for x in pieces)
+    kept = [x for x in pieces if x in p]
+    stray = [x for x in pieces if x not in p]
+    if total and sum(len(x.split()) for x in kept) * 2 >= total and \
+            all(len(x.split()) <= FURNITURE_WORDS for x in stray):
+        return " ".join(kept)
+    return None
+
+
+def quote_on_page(quote: str, page: str) -> bool:
+    return on_page_part(quote, page) is not None
+
+
+def supports(sentence: str, quote: str, threshold: float = SUPPORT_THRESHOLD,
+             ignore: set[str] | frozenset[str] = frozenset()) -> bool:
+    """At least `threshold` of the sentence's content words occur in the quote. Words in `ignore` (the question's)
+    are left out when the sentence says anything beyond them, so restating the question earns no support."""
     words = content_words(sentence)
     if not words:
         return bool(quote.strip())
+    new = [w for w in words if w not in ignore]
+    words = new or words
     have = set(content_words(quote))
     return sum(w in have for w in words) / len(words) >= threshold
 
@@ -170,8 +210,12 @@ class CitationScore:
 
 
 def citation_quality(text: str, citations: Sequence[Any], page_texts: dict[str, str] | None = None,
-                     threshold: float = SUPPORT_THRESHOLD) -> CitationScore:
-    """Score an answer's citations; `citations` are objects or dicts with ``n``, ``url``, ``quote``."""
+                     threshold: float = SUPPORT_THRESHOLD, question: str = "") -> CitationScore:
+    """Score an answer's citations; `citations` are objects or dicts with ``n``, ``url``, ``quote``.
+
+    `page_texts` (url -> text) lets the check confirm each quote is from its page; `question` names the words a
+    sentence may repeat without support."""
+    ignore = set(content_words(question)) if question else set()
     by_n: dict[int, Any] = {}
     for c in citations:
         n = c["n"] if isinstance(c, dict) else c.n
@@ -193,9 +237,12 @@ def citation_quality(text: str, citations: Sequence[Any], page_texts: dict[str, 
                 quote = c["quote"] if isinstance(c, dict) else c.quote
                 url = c["url"] if isinstance(c, dict) else c.url
                 page = (page_texts or {}).get(url)
-                if page is not None and _norm_space(quote) not in _norm_space(page):
+                part = quote or ""
+                if page is not None:
+                    part = on_page_part(part, page)
+                if part is None:
                     reason = "quote not on page"
-                elif not supports(sentence, quote or "", threshold):
+                elif not supports(sentence, part, threshold, ignore):
                     reason = "quote does not support sentence"
             ok = reason == "ok"
             valid += ok

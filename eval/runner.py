@@ -416,3 +416,37 @@ async def _ask_all(store: Store, run_id: str, opts: RunOptions, pending: list[tu
         raise TooManyErrorsError(
             f"{state['consecutive']} questions failed in a row (last: {state['last_error']}); fix the cause and "
             f"resume with: moesearch eval run --resume {run_id}")
+
+
+def rescore_run(run_id: str, *, settings: EvalSettings | None = None) -> RunSummary:
+    """Recompute every stored row's metrics from its stored prediction, citations and pages (after a metric fix),
+    without asking the model again. Failed rows stay failed (scored 0)."""
+    import json
+
+    settings = settings or EvalSettings()
+    store = Store(settings=settings)
+    run = store.get_run(run_id)
+    opts = RunOptions.from_config(run.config_dict)
+    dataset = load_dataset(opts.dataset, on_bad_line=opts.on_bad_line)  # type: ignore[arg-type]
+    if run.dataset_sha256 and run.dataset_sha256 != dataset.sha256:
+        raise RunConfigError(f"the dataset {opts.dataset} changed since run {run.id}; cannot rescore it")
+    by_id = {ex.id: ex for ex in dataset}
+    page_texts = dict(dataset.paragraphs()) if dataset.has_context and run.provider in ("auto", "localweb",
+                                                                                        "replay") else None
+    updated = []
+    for row in store.results(run.id):
+        ex = by_id.get(row.question_id)
+        if ex is None or row.error:
+            continue
+        urls, titles = json.loads(row.fetched_urls), json.loads(row.fetched_titles)
+        answer = {"text": row.prediction, "citations": json.loads(row.citations), "fetched_urls": urls,
+                  "sources": [{"url": u, "title": t} for u, t in zip(urls, titles)] if len(urls) == len(titles)
+                  else [], "settled": row.settled, "trace": json.loads(row.trace)}
+        fields = score_answer(ex, answer, row.mode, page_texts=page_texts)
+        for k in ("em", "f1", "acc", "recall_fetched", "recall_cited", "cit_precision", "cit_recall",
+                  "gold_in_fetched"):
+            setattr(row, k, fields[k])
+        updated.append(row)
+    store.save_results(updated)
+    done = store.count(run.id)
+    return _summary(store, run.id, run.n_questions * len(run.mode_list) or done, [], settings)

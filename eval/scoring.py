@@ -83,7 +83,7 @@ def score_answer(example: Example, answer: Any, mode: str, *,
         if page_texts is not None:
             by_url = {c["url"]: page_texts[t] for c in citations
                       if (t := M.normalize_title(title_of(c["url"], c["title"]))) in page_texts}
-        cq = M.citation_quality(text, citations, by_url)
+        cq = M.citation_quality(text, citations, by_url, question=example.question)
         row["cit_precision"], row["cit_recall"] = cq.precision, cq.recall
         if cq.recall is None and text.strip():
             row["cit_recall"] = 0.0

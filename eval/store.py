@@ -195,6 +195,13 @@ class Store:
                 return False
             return True
 
+    def save_results(self, rows: list[EvalResult]) -> None:
+        """Write back rows changed in place (rescoring), in one transaction."""
+        with Session(self.engine, expire_on_commit=False) as s:
+            for r in rows:
+                s.merge(r)
+            s.commit()
+
     def results(self, run_id: str, mode: str | None = None) -> list[EvalResult]:
         with Session(self.engine, expire_on_commit=False) as s:
             q = select(EvalResult).where(EvalResult.run_id == run_id)

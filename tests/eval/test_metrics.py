@@ -130,3 +130,24 @@ def test_bootstrap_ci():
     assert M.bootstrap_ci([]).mean is None
     assert M.bootstrap_ci([0.25, 0.75]).fmt() .startswith("50.0 [")
     assert not math.isnan(M.percentile([1.0, 2.0, 3.0], 50))
+
+
+def test_citation_check_ignores_restated_question_and_page_furniture():
+    page = ("Kiss and Tell is a 1945 American comedy film starring then 17-year-old Shirley Temple as Corliss "
+            "Archer. In the film, two teenage girls cause their parents much concern.")
+    # the extractor kept the page title and the site's tagline after the article
+    quote = page + "\nKiss and Tell (1945 film)\nFrom LocalWiki, the free local encyclopedia"
+    assert M.on_page_part(quote, page) == M._norm_space(page.split(" In the film")[0]) + " " + \
+        M._norm_space("In the film, two teenage girls cause their parents much concern.")
+    assert M.on_page_part("Paris is in France. Lyon too.", page) is None
+    cites = [{"n": 1, "url": "u", "quote": quote}]
+    question = "Who portrayed Corliss Archer in the film Kiss and Tell?"
+    text = ("The woman who portrayed Corliss Archer in the film Kiss and Tell was the wife of a sailor [1]. "
+            "Shirley Temple played Corliss Archer [1]. "
+            "From LocalWiki, the free local encyclopedia [1].")
+    cq = M.citation_quality(text, cites, {"u": page}, question=question)
+    # s1: beyond the question only 'wife', 'sailo' -> unsupported; s2: 'shirl', 'templ', 'playe' -> 2/3 supported;
+    # s3: the tagline is not on the page, so it supports nothing
+    assert [d["valid"] for d in cq.details] == [False, True, False]
+    # without the question, s1 would pass on the words it copies from the question (7 of 9)
+    assert M.citation_quality(text, cites, {"u": page}).details[0]["valid"]

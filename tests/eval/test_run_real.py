@@ -133,6 +133,14 @@ def test_report_of_the_real_run(real_run):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_rescore_from_stored_answers_gives_the_same_metrics(real_run):
+    proc = subprocess.run([PY, "-m", "agent.cli", "eval", "rescore", real_run["run_id"], "--json"], cwd=ROOT,
+                          env=real_run["env"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    again = _last_json(proc.stdout)
+    assert again["scored"] == N and again["metrics"] == real_run["summary"]["metrics"]
+
+
 def test_replay_from_the_snapshot_gives_the_same_evidence(real_run):
     db, run_id = real_run["db"], real_run["run_id"]
     snapshot = _db_rows(db, "select snapshot from eval_run where id = ?", (run_id,))[0][0]
