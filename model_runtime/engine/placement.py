@@ -602,7 +602,8 @@ def _gpu_budget_bytes(settings: Any, device: str) -> int | None:
     return None
 
 
-def place_llm(llm: Any, settings: Any, *, gpu_kernel: Any = None, cpu_kernel: Any = None) -> Placement:
+def place_llm(llm: Any, settings: Any, *, gpu_kernel: Any = None, cpu_kernel: Any = None,
+              profile: RoutingProfile | None = None) -> Placement:
     """Place the routed experts of a loaded ``TorchMoELLM`` as ``settings`` say; returns the plan.
 
     Settings used: ``expert_placement`` (all-gpu, all-cpu, frequency), ``expert_gpu_budget_gb`` (default: 80% of
@@ -610,6 +611,10 @@ def place_llm(llm: Any, settings: Any, *, gpu_kernel: Any = None, cpu_kernel: An
     run over built-in text and saved there when the file does not exist yet), ``torch_gpu_kernels`` (default
     ``cuda-int4``) for the GPU side and ``torch_kernels`` for the CPU side. The float weights each kernel quantizes
     from are re-read from the GGUF file one layer at a time.
+
+    Re-planning while serving: keep a ``ProfileRecorder`` attached (``attach_recorder(llm.model, recorder)``) and,
+    between requests, call ``place_llm(llm, settings, profile=recorder.profile)`` (or a merge of it with the saved
+    profile): the experts whose device changes are prepared again on their new side.
     """
     from model_runtime.engine.arch import config_from_gguf
     from model_runtime.engine.gguf_file import GGUFModelFile
@@ -633,8 +638,9 @@ def place_llm(llm: Any, settings: Any, *, gpu_kernel: Any = None, cpu_kernel: An
             return _load_ffn(f, cfg, f"blk.{i}.", reference)
 
         profile_path = getattr(settings, "routing_profile", None)
-        profile = None
-        if profile_path is not None and Path(profile_path).exists():
+        if profile is not None:
+            pass
+        elif profile_path is not None and Path(profile_path).exists():
             profile = RoutingProfile.load(profile_path)
         elif strategy == "frequency":
             # calibration run: every routed expert on the CPU for now, the routing of built-in text counted
@@ -672,3 +678,17 @@ def load_placed_llm(settings: Any, *, gpu_kernel: Any = None, cpu_kernel: Any = 
     plan = place_llm(llm, settings, gpu_kernel=gpu_kernel, cpu_kernel=cpu_kernel)
     llm.placement = plan
     return llm
+
+
+def replan_llm(llm: Any, settings: Any, recorder: ProfileRecorder, *, gpu_kernel: Any = None,
+               cpu_kernel: Any = None) -> Placement:
+    """Re-place a served model from the routing recorded while serving (merged with the saved profile, if any);
+    the recorder goes on counting on the re-placed layers."""
+    saved = getattr(settings, "routing_profile", None)
+    profile = recorder.profile
+    if saved is not None and Path(saved).exists():
+        profile = RoutingProfile.load(saved).merge(profile)
+    plan = place_llm(llm, settings, gpu_kernel=gpu_kernel, cpu_kernel=cpu_kernel, profile=profile)
+    llm.placement = plan
+    attach_recorder(llm.model, recorder)  # the layers are new: keep recording on them
+    return plan

@@ -35,6 +35,7 @@ from model_runtime.engine.placement import (  # noqa: E402
     load_placed_llm,
     place_model,
     plan_placement,
+    replan_llm,
 )
 from model_runtime.errors import ModelRuntimeError  # noqa: E402
 from model_runtime.settings import ModelSettings  # noqa: E402
@@ -269,6 +270,16 @@ def test_settings_place_a_served_model(hmoe_path, tmp_path):
     assert greedy(llm.model, PROMPT, 6)[0] == want
     again = load_placed_llm(settings, gpu_kernel=ref, cpu_kernel=ref)  # the saved profile gives the same plan
     assert again.placement.devices == llm.placement.devices
+    # while serving: record the routing of what is served and re-plan from it
+    recorder = ProfileRecorder()
+    attach_recorder(again.model, recorder)
+    greedy(again.model, [9, 8, 7, 6, 5, 4, 3, 2, 1] * 3, 2)
+    plan = replan_llm(again, settings, recorder, gpu_kernel=ref, cpu_kernel=ref)
+    assert again.placement is plan and 0 < plan.gpu_bytes <= half_gb * 2**30
+    seen = sum(recorder.profile.tokens.values())
+    greedy(again.model, PROMPT, 1)
+    assert sum(recorder.profile.tokens.values()) > seen  # still recording after the re-plan
+    assert greedy(again.model, PROMPT, 6)[0] == want
     llm.close()
     again.close()
 
