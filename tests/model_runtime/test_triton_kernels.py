@@ -172,6 +172,27 @@ def test_kernel_matches_reference(bits, mode):
 
 @needs_triton
 @pytest.mark.parametrize("bits", [8, 4])
+@pytest.mark.parametrize("t", [1, 70])
+def test_gpu_block_configuration_under_the_interpreter(bits, t):
+    """The block sizes and group size used on a GPU (64-wide GEMM tiles, 128-long decode reduction, groups of 128,
+    automatic BLOCK_M) with half-precision activations, as close to the GPU run as the interpreter gets (it cannot
+    do bfloat16 dot products, so float16 stands in for the GPU's bfloat16)."""
+    e, f, d, k = 4, 192, 256, 2
+    w = make_group(e, f, d, seed=5)
+    g = torch.Generator().manual_seed(t)
+    x = torch.randn(t, d, generator=g)
+    ids = torch.randint(0, e, (t, k), generator=g)
+    ids[:, 1] = (ids[:, 0] + 1) % e
+    ids[::9, 1] = -1
+    rw = torch.rand(t, k, generator=g)
+    kern = TritonExpertKernel(bits, "cpu", group_size=128, compute_dtype=torch.float16, **TritonExpertKernel.GPU_BLOCKS)
+    p = kern.prepare(w)
+    y = kern.forward(p, x, ids, rw)
+    assert rel_err(y, reference(p.dequantized(), x, ids, rw)) < 2e-3  # float16 activations and h
+
+
+@needs_triton
+@pytest.mark.parametrize("bits", [8, 4])
 def test_decode_and_prefill_paths_agree(bits):
     e, f, d, k = 4, 24, 32, 2
     w = make_group(e, f, d, seed=3)

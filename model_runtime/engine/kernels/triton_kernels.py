@@ -232,9 +232,15 @@ def stack_expert_weights(w: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tens
 class TritonExpertKernel(ExpertKernel):
     """Weight-only int8/int4 Triton expert kernel (see the module's docstring)."""
 
+    # Block sizes on a GPU: tensor-core tiles for the grouped GEMMs; for decode (matrix-vector products) narrower
+    # output blocks, so that one token's few experts still spread over the GPU's SMs, and longer reduction blocks.
+    GPU_BLOCKS = dict(block_n=64, block_k=64, decode_block_n=32, decode_block_k=128)
+    INTERPRETER_BLOCKS = dict(block_n=16, block_k=16, decode_block_n=16, decode_block_k=16)
+
     def __init__(self, bits: int = 8, device: str | torch.device = "cuda", *, group_size: int = 128,
                  compute_dtype: torch.dtype | None = None, decode_max_tokens: int = 4,
-                 block_m: int | None = None, block_n: int | None = None, block_k: int | None = None) -> None:
+                 block_m: int | None = None, block_n: int | None = None, block_k: int | None = None,
+                 decode_block_n: int | None = None, decode_block_k: int | None = None) -> None:
         if bits not in (4, 8):
             raise ValueError(f"bits must be 4 or 8, not {bits}")
         self.bits = bits
@@ -245,12 +251,12 @@ class TritonExpertKernel(ExpertKernel):
         # bf16 tensor-core GEMMs on the GPU; float32 under the interpreter (exact, for the checks).
         self.compute_dtype = compute_dtype or (torch.bfloat16 if on_gpu else torch.float32)
         self.decode_max_tokens = decode_max_tokens
-        self.block_m = block_m
-        self.block_n = block_n or (64 if on_gpu else 16)
-        self.block_k = self._fit_k(block_k or (64 if on_gpu else 16))
-        # decode is a matrix-vector product: narrower output blocks (more programs), longer reduction blocks
-        self.decode_block_n = block_n or (32 if on_gpu else 16)
-        self.decode_block_k = self._fit_k(block_k or (128 if on_gpu else 16))
+        self.block_m = block_m  # None: chosen per call from the tokens per expert (16, 32 or 64)
+        blocks = self.GPU_BLOCKS if on_gpu else self.INTERPRETER_BLOCKS
+        self.block_n = block_n or blocks["block_n"]
+        self.block_k = self._fit_k(block_k or blocks["block_k"])
+        self.decode_block_n = decode_block_n or block_n or blocks["decode_block_n"]
+        self.decode_block_k = self._fit_k(decode_block_k or block_k or blocks["decode_block_k"])
 
     def _fit_k(self, block_k: int) -> int:
         block_k = min(block_k, self.group_size)
