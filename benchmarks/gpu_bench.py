@@ -383,6 +383,23 @@ class SynthModel:
         return rec.profile
 
 
+def usable_cpu_kernel(get_kernel: Callable[[str], Any]) -> Any:
+    """The engine's fastest CPU kernel that works on this host (cpu-int8 needs x86 fbgemm; ARM hosts fall back)."""
+    import torch
+
+    from model_runtime.engine.kernels import ExpertWeights
+
+    probe = ExpertWeights(torch.randn(2, 32, 64), torch.randn(2, 32, 64), torch.randn(2, 64, 32))
+    for name in ("cpu-int8", "cpu-int4", "reference"):
+        try:
+            kernel = get_kernel(name)
+            kernel.forward(kernel.prepare(probe), torch.randn(3, 64), torch.tensor([[0, 1]] * 3), torch.ones(3, 2))
+            return kernel
+        except Exception:
+            continue
+    raise RuntimeError("no CPU expert kernel works here")
+
+
 def bench_model(device, timer: Timer, *, layers: int, shape: dict, vocab: int, heads: int, gpu_bits: int,
                 group_size: int, fractions: list[float], decode_tokens: int, deadline: float,
                 gpu_kernel_factory: Callable[[], Any], cpu_kernel: Any) -> tuple[list[dict], dict]:
@@ -476,7 +493,8 @@ def markdown(info: dict, kernel_rows: list[dict], model_rows: list[dict], model_
         out.append(f"| {r['shape']} | {r['tokens']} | {r['method']} | {fmt(r['ms'], 3)} | {fmt(r.get('speedup'))}x | "
                    f"{fmt(r['tflops'], 3)} | {fmt(pt, 1)} | {fmt(r['gbs'], 0)} | {fmt(pb, 1)} | {fmt(pc, 1)} | "
                    f"{fmt(r.get('rel_err_vs_bf16'), 4)} |")
-    out += ["", f"### Whole model: decode tokens/s, synthetic OLMoE-shaped model, {model_info.get('layers')} layers",
+    out += ["", f"### Whole model: decode tokens/s, synthetic OLMoE-shaped model, {model_info.get('layers')} layers "
+            f"(GPU experts: cuda-int4; CPU experts: {model_info.get('cpu_kernel', '-')})",
             "", "| placement | experts on GPU | GPU GiB | GPU share of routing | decode tok/s | vs all-CPU |",
             "| --- | --- | --- | --- | --- | --- |"]
     for r in model_rows:
@@ -548,15 +566,13 @@ def main(argv: list[str] | None = None) -> int:
         from model_runtime.engine.kernels import get_kernel
         from model_runtime.engine.kernels.triton_kernels import TritonExpertKernel
 
-        cpu_name = "cpu-int8"
-        try:
-            cpu_kernel = get_kernel(cpu_name)
-        except Exception:
-            cpu_kernel = get_kernel("reference")
+        cpu_kernel = usable_cpu_kernel(get_kernel)
+        print(f"gpu_bench: CPU-side experts on the {cpu_kernel.name} kernel", flush=True)
         model_rows, model_info = bench_model(
             device, timer, layers=layers, shape=model_shape, vocab=vocab, heads=heads, gpu_bits=4,
             group_size=group, fractions=[0.10, 0.25, 0.50], decode_tokens=decode, deadline=deadline,
             gpu_kernel_factory=lambda: TritonExpertKernel(4, device, group_size=group), cpu_kernel=cpu_kernel)
+        model_info["cpu_kernel"] = cpu_kernel.name
         for r in model_rows:
             print("model", json.dumps(r), flush=True)
     report = markdown(info, kernel_rows, model_rows, model_info)
