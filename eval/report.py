@@ -83,7 +83,7 @@ def _plots(out: Path, runs: list[EvalRun], metrics: dict[str, dict[str, dict[str
     # scores by mode with 95% CI error bars
     keys = ["em", "f1", "acc", "recall_fetched", "cit_precision"]
     labels = dict(SCORE_KEYS)
-    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(groups) + 3), 4))
+    fig, ax = plt.subplots(figsize=(max(7, 1.6 * len(groups) + 4.5), 4))
     width = 0.8 / len(keys)
     x = np.arange(len(groups))
     for j, k in enumerate(keys):
@@ -100,7 +100,7 @@ def _plots(out: Path, runs: list[EvalRun], metrics: dict[str, dict[str, dict[str
     ax.set_ylabel("score (%), 95% bootstrap CI")
     ax.set_ylim(0, 100)
     ax.set_title("Scores by mode")
-    ax.legend(fontsize=8, ncols=3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     files.append(out / "scores.png")
     fig.savefig(files[-1], dpi=110)
