@@ -1,0 +1,438 @@
+"""The fetcher: async httpx with an SSRF guard, limits, retries, robots.txt and an SQLite cache.
+
+The SSRF guard sits in the network layer: every TCP connection resolves the host itself, refuses it when any
+address is loopback, private, link-local, multicast, reserved or otherwise not global (IPv4 and IPv6, IPv4-mapped
+included), and connects to the very address it checked, so DNS rebinding cannot slip past. Redirects are followed
+by hand, one hop at a time, and every hop goes through the same checks. Only the SearXNG origin the user configured
+and ``fetch_allow_hosts`` may be private."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import ipaddress
+import socket
+import time
+import zlib
+from typing import Any
+from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.robotparser import RobotFileParser
+
+import httpx
+import httpcore
+
+from .errors import (BlockedURLError, FetchError, FetchNetworkError, FetchTimeoutError, HTTPStatusError,
+                     RobotsDisallowedError, TooLargeError, TooManyRedirectsError, UnsupportedContentError)
+from .settings import RetrievalSettings
+from .types import Page
+
+ALLOWED_TYPES = {
+    "text/html", "application/xhtml+xml", "text/plain", "text/markdown", "text/x-markdown", "application/pdf",
+    "application/json",
+}
+RETRY_STATUSES = {429, 500, 502, 503, 504}
+REDIRECT_STATUSES = {301, 302, 303, 307, 308}
+
+
+def ip_is_forbidden(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return ip_is_forbidden(ip.ipv4_mapped)
+        if ip.sixtofour is not None:
+            return ip_is_forbidden(ip.sixtofour)
+        if ip.teredo is not None:
+            return True
+    return (not ip.is_global) or ip.is_multicast or ip.is_reserved or ip.is_loopback or ip.is_link_local \
+        or ip.is_private or ip.is_unspecified
+
+
+def _parse_ip(host: str):
+    try:
+        return ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
+    except ValueError:
+        return None
+
+
+class _Allow:
+    def __init__(self, settings: RetrievalSettings):
+        self.origins = settings.allowed_origins()
+
+    def __call__(self, host: str, port: int | None) -> bool:
+        host = host.lower().strip("[]")
+        return (host, port) in self.origins or (host, None) in self.origins
+
+
+class GuardedBackend(httpcore.AsyncNetworkBackend):
+    """Resolves, checks and connects to the checked address."""
+
+    def __init__(self, allow: _Allow):
+        from httpcore._backends.auto import AutoBackend
+
+        self._inner = AutoBackend()
+        self._allow = allow
+
+    async def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                          socket_options: Any = None) -> httpcore.AsyncNetworkStream:
+        if self._allow(host, port):
+            return await self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
+        literal = _parse_ip(host)
+        if literal is not None:
+            addrs = [str(literal)]
+        else:
+            loop = asyncio.get_running_loop()
+            try:
+                infos = await asyncio.wait_for(loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), timeout)
+            except (socket.gaierror, UnicodeError) as e:
+                raise FetchNetworkError(f"cannot resolve host {host}") from e
+            except asyncio.TimeoutError as e:
+                raise FetchTimeoutError(f"DNS lookup of {host} timed out") from e
+            addrs = list(dict.fromkeys(info[4][0] for info in infos))
+        if not addrs:
+            raise FetchNetworkError(f"cannot resolve host {host}")
+        for a in addrs:
+            ip = _parse_ip(a)
+            if ip is None or ip_is_forbidden(ip):
+                raise BlockedURLError(f"blocked: {host} resolves to a non-public address ({a})")
+        last: Exception | None = None
+        for a in addrs:
+            try:
+                return await self._inner.connect_tcp(a, port, timeout, local_address, socket_options)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as e:
+                last = e
+        assert last is not None
+        raise last
+
+    async def connect_unix_socket(self, *args, **kwargs):  # pragma: no cover - never used
+        raise BlockedURLError("blocked: unix sockets are not fetched")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+class _Decoder:
+    """Decompresses a body while bounding its decompressed size (compression bombs stop at the limit)."""
+
+    def __init__(self, encoding: str, limit: int, url: str):
+        enc = (encoding or "identity").strip().lower()
+        self.limit, self.url, self.total = limit, url, 0
+        self.chunks: list[bytes] = []
+        if enc in ("identity", ""):
+            self._d = None
+        elif enc in ("gzip", "x-gzip"):
+            self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif enc == "deflate":
+            self._d = zlib.decompressobj()
+            self._deflate_probe = True
+        else:
+            raise UnsupportedContentError(f"unsupported content encoding {enc!r}", url)
+        self._enc = enc
+
+    def _add(self, out: bytes) -> None:
+        self.total += len(out)
+        if self.total > self.limit:
+            raise TooLargeError(f"page larger than {self.limit:,} bytes (decompressed)", self.url)
+        self.chunks.append(out)
+
+    def feed(self, data: bytes) -> None:
+        if self._d is None:
+            self._add(data)
+            return
+        try:
+            while data:
+                out = self._d.decompress(data, self.limit - self.total + 1)
+                self._add(out)
+                data = self._d.unconsumed_tail
+        except zlib.error:
+            if self._enc == "deflate" and self.total == 0 and getattr(self, "_deflate_probe", False):
+                self._deflate_probe = False
+                self._d = zlib.decompressobj(-zlib.MAX_WBITS)  # raw deflate, as some servers send
+                self.feed(data)
+                return
+            raise FetchNetworkError("corrupt compressed body", self.url) from None
+
+    def finish(self) -> bytes:
+        if self._d is not None:
+            try:
+                self._add(self._d.flush())
+            except zlib.error:
+                raise FetchNetworkError("corrupt compressed body", self.url) from None
+        return b"".join(self.chunks)
+
+
+def _main_type(content_type: str) -> str:
+    return content_type.split(";", 1)[0].strip().lower()
+
+
+def sniff_type(body: bytes) -> str:
+    head = body[:1024].lstrip().lower()
+    if head.startswith(b"%pdf"):
+        return "application/pdf"
+    if head.startswith((b"<!doctype html", b"<html", b"<head", b"<body")) or b"<html" in head:
+        return "text/html"
+    if head.startswith((b"{", b"[")):
+        return "application/json"
+    if b"\x00" in body[:4096]:
+        return "application/octet-stream"
+    return "text/plain"
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _cache_key(url: str) -> str:
+    p = urlsplit(url)
+    return urlunsplit((p.scheme.lower(), p.netloc.lower(), p.path or "/", p.query, ""))
+
+
+def check_url(url: str, allow: _Allow | None = None) -> str:
+    """Refuse anything but http(s) URLs with a host; refuse literal non-public IPs unless allowed."""
+    if not isinstance(url, str) or not url.strip():
+        raise BlockedURLError("blocked: empty URL", url)
+    url = url.strip()
+    try:
+        p = urlsplit(url)
+        port = p.port
+    except ValueError as e:
+        raise BlockedURLError(f"blocked: malformed URL ({e})", url) from None
+    if p.scheme.lower() not in ("http", "https"):
+        scheme = p.scheme or "no scheme"
+        raise BlockedURLError(f"blocked: only http and https URLs are fetched, not {scheme}", url)
+    if not p.hostname:
+        raise BlockedURLError("blocked: URL has no host", url)
+    port = port or (443 if p.scheme.lower() == "https" else 80)
+    ip = _parse_ip(p.hostname)
+    if ip is not None and ip_is_forbidden(ip) and not (allow and allow(p.hostname, port)):
+        raise BlockedURLError(f"blocked: {p.hostname} is a non-public address", url)
+    return url
+
+
+class Fetcher:
+    """``async with Fetcher() as f: page = await f.fetch(url)``; raises ``FetchError`` subclasses."""
+
+    def __init__(self, settings: RetrievalSettings | None = None, *, cache: bool | None = None):
+        self.settings = settings or RetrievalSettings()
+        self._allow = _Allow(self.settings)
+        self._use_cache = self.settings.fetch_cache if cache is None else cache
+        self._cache = None
+        self._client: httpx.AsyncClient | None = None
+        self._global: asyncio.Semaphore | None = None
+        self._hosts: dict[str, asyncio.Semaphore] = {}
+        self._robots: dict[str, RobotFileParser | None] = {}
+        self._robots_locks: dict[str, asyncio.Lock] = {}
+
+    # ---------- lifecycle ----------
+    def _ensure(self) -> httpx.AsyncClient:
+        if self._client is None:
+            s = self.settings
+            timeout = httpx.Timeout(connect=s.fetch_timeout_connect_s, read=s.fetch_timeout_read_s,
+                                    write=s.fetch_timeout_read_s, pool=s.fetch_timeout_total_s)
+            transport = httpx.AsyncHTTPTransport(retries=0)
+            transport._pool = httpcore.AsyncConnectionPool(  # the guarded network layer
+                ssl_context=httpx.create_ssl_context(), max_connections=s.fetch_max_concurrency * 2,
+                max_keepalive_connections=s.fetch_max_concurrency, keepalive_expiry=5.0,
+                network_backend=GuardedBackend(self._allow))
+            self._client = httpx.AsyncClient(transport=transport, timeout=timeout, follow_redirects=False,
+                                             trust_env=False, headers={"User-Agent": s.user_agent})
+            self._global = asyncio.Semaphore(s.fetch_max_concurrency)
+        if self._use_cache and self._cache is None:
+            from .cache import FetchCache
+
+            self._cache = FetchCache(self.settings.db, self.settings.cache_ttl_s)
+        return self._client
+
+    async def __aenter__(self) -> "Fetcher":
+        self._ensure()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    def _host_sem(self, host: str) -> asyncio.Semaphore:
+        sem = self._hosts.get(host)
+        if sem is None:
+            sem = self._hosts[host] = asyncio.Semaphore(self.settings.fetch_per_host_concurrency)
+        return sem
+
+    # ---------- one request ----------
+    async def _request(self, url: str, headers: dict[str, str], max_bytes: int,
+                       check_type: bool) -> tuple[int, dict[str, str], bytes, str | None]:
+        """One GET (no redirects followed): status, headers, decompressed body, redirect target."""
+        client = self._ensure()
+        host = (urlsplit(url).hostname or "").lower()
+        assert self._global is not None
+        async with self._global, self._host_sem(host):
+            try:
+                async with client.stream("GET", url, headers={"Accept-Encoding": "gzip, deflate", **headers}) as r:
+                    hdrs = {k.lower(): v for k, v in r.headers.items()}
+                    if r.status_code in REDIRECT_STATUSES and "location" in hdrs:
+                        return r.status_code, hdrs, b"", urljoin(url, hdrs["location"])
+                    if r.status_code != 200:
+                        return r.status_code, hdrs, b"", None
+                    ctype = _main_type(hdrs.get("content-type", ""))
+                    if check_type and ctype and ctype not in ALLOWED_TYPES:
+                        raise UnsupportedContentError(f"unsupported content type {ctype}", url)
+                    length = hdrs.get("content-length", "")
+                    if length.isdigit() and "content-encoding" not in hdrs and int(length) > max_bytes:
+                        raise TooLargeError(f"page larger than {max_bytes:,} bytes ({int(length):,})", url)
+                    dec = _Decoder(hdrs.get("content-encoding", ""), max_bytes, url)
+                    async for raw in r.aiter_raw():
+                        dec.feed(raw)
+                    return r.status_code, hdrs, dec.finish(), None
+            except FetchError as e:
+                if e.url is None:
+                    e.url = url
+                raise
+            except httpx.ConnectTimeout as e:
+                raise FetchTimeoutError(f"connect timeout ({self.settings.fetch_timeout_connect_s:g}s) to {host}",
+                                        url) from e
+            except (httpx.ReadTimeout, httpx.WriteTimeout, httpx.PoolTimeout) as e:
+                raise FetchTimeoutError(f"read timeout ({self.settings.fetch_timeout_read_s:g}s) from {host}",
+                                        url) from e
+            except httpx.ConnectError as e:
+                raise FetchNetworkError(f"cannot connect to {host}: {str(e) or type(e).__name__}", url) from e
+            except (httpx.HTTPError, httpcore.ProtocolError) as e:
+                raise FetchNetworkError(f"transfer from {host} failed: {str(e) or type(e).__name__}", url) from e
+
+    async def _request_with_retries(self, url: str, headers: dict[str, str], max_bytes: int, check_type: bool):
+        s = self.settings
+        attempt = 0
+        while True:
+            status, hdrs, body, location = await self._request(url, headers, max_bytes, check_type)
+            if status not in RETRY_STATUSES or attempt >= s.fetch_retries:
+                return status, hdrs, body, location
+            wait = _retry_after(hdrs.get("retry-after"))
+            if wait is None:
+                wait = s.fetch_backoff_s * (2 ** attempt)
+            await asyncio.sleep(min(wait, s.fetch_max_retry_after_s))
+            attempt += 1
+
+    # ---------- robots.txt ----------
+    async def _robots_ok(self, url: str) -> bool:
+        p = urlsplit(url)
+        origin = f"{p.scheme}://{p.netloc}"
+        lock = self._robots_locks.setdefault(origin, asyncio.Lock())
+        async with lock:
+            if origin not in self._robots:
+                parser: RobotFileParser | None = None
+                try:
+                    status, _, body, _ = await self._request(origin + "/robots.txt", {}, 512_000, check_type=False)
+                    if status == 200:
+                        parser = RobotFileParser()
+                        parser.parse(body.decode("utf-8", errors="replace").splitlines())
+                except (FetchTimeoutError, FetchNetworkError, TooLargeError, UnsupportedContentError):
+                    parser = None
+                self._robots[origin] = parser
+        parser = self._robots[origin]
+        return parser is None or parser.can_fetch("moesearch", url)
+
+    # ---------- public ----------
+    async def fetch(self, url: str) -> Page:
+        """Fetch one URL (cached); raises a ``FetchError`` whose message is the one-line reason."""
+        url = check_url(url, self._allow)
+        s = self.settings
+        try:
+            async with asyncio.timeout(s.fetch_timeout_total_s):
+                return await self._fetch(url)
+        except TimeoutError as e:
+            raise FetchTimeoutError(f"gave up after {s.fetch_timeout_total_s:g}s (total timeout)", url) from e
+
+    async def _fetch(self, url: str) -> Page:
+        s = self.settings
+        t0 = time.perf_counter()
+        key = _cache_key(url)
+        self._ensure()
+        cached = None
+        if self._cache is not None:
+            cached = await asyncio.to_thread(self._cache.get, key)
+            if cached is not None and self._cache.is_fresh(cached):
+                return self._page_from_cache(cached, url, t0)
+        current = url
+        seen = {current}
+        hops = 0
+        while True:
+            if s.fetch_respect_robots and not await self._robots_ok(current):
+                raise RobotsDisallowedError(f"robots.txt of {urlsplit(current).hostname} disallows this URL", current)
+            headers: dict[str, str] = {}
+            if cached is not None and hops == 0:
+                if cached.etag:
+                    headers["If-None-Match"] = cached.etag
+                if cached.last_modified:
+                    headers["If-Modified-Since"] = cached.last_modified
+            status, hdrs, body, location = await self._request_with_retries(current, headers, s.fetch_max_bytes,
+                                                                            check_type=True)
+            if status == 304 and cached is not None:
+                now = time.time()
+                await asyncio.to_thread(self._cache.touch, key, now)
+                cached.fetched_at = now
+                return self._page_from_cache(cached, url, t0)
+            if location is None:
+                break
+            hops += 1
+            if hops > s.fetch_max_redirects:
+                raise TooManyRedirectsError(f"more than {s.fetch_max_redirects} redirects", url)
+            try:
+                current = check_url(location, self._allow)
+            except BlockedURLError as e:
+                raise BlockedURLError(f"redirect {e.reason}", url) from None
+            if current in seen:
+                raise TooManyRedirectsError("redirect loop", url)
+            seen.add(current)
+        if status != 200:
+            reason = httpx.codes.get_reason_phrase(status) or "error"
+            raise HTTPStatusError(f"HTTP {status} {reason}", current, status=status)
+        ctype = hdrs.get("content-type", "")
+        main = _main_type(ctype)
+        if not main:
+            main = sniff_type(body)
+            if main not in ALLOWED_TYPES:
+                raise UnsupportedContentError("binary content without a content type", current)
+            ctype = main
+        now = time.time()
+        page = Page(url=current, requested_url=url, status=status, content_type=ctype, body=body, headers=hdrs,
+                    fetched_at=now, from_cache=False, elapsed_s=time.perf_counter() - t0)
+        if self._cache is not None:
+            await asyncio.to_thread(self._cache.put, key, current, status, ctype, hdrs, body, now)
+        return page
+
+    def _page_from_cache(self, e, url: str, t0: float) -> Page:
+        import json
+
+        return Page(url=e.final_url, requested_url=url, status=e.status, content_type=e.content_type, body=e.body,
+                    headers=json.loads(e.headers_json or "{}"), fetched_at=e.fetched_at, from_cache=True,
+                    elapsed_s=time.perf_counter() - t0)
+
+    async def fetch_many(self, urls: list[str]) -> list[Page | FetchError]:
+        """Fetch several URLs concurrently (within the limits); a failure is returned in place, never raised."""
+
+        async def one(u: str):
+            try:
+                return await self.fetch(u)
+            except FetchError as e:
+                return e
+
+        return list(await asyncio.gather(*(one(u) for u in urls)))
+
+
+def fetch_url(url: str, settings: RetrievalSettings | None = None) -> Page:
+    """Synchronous convenience: fetch one URL with a fresh ``Fetcher``."""
+
+    async def go() -> Page:
+        async with Fetcher(settings) as f:
+            return await f.fetch(url)
+
+    return asyncio.run(go())

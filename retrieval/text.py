@@ -1,0 +1,188 @@
+"""Text utilities: sentence splitting with exact offsets, passage chunking, tokens for BM25, a small BM25."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass
+from functools import lru_cache
+
+# A sentence ends at . ! ? (optionally followed by closing quotes/brackets) and whitespace, before an upper-case
+# letter, a digit, a quote or a bracket. Newlines that separate paragraphs are hard boundaries.
+_SENT_END = re.compile(r"""(?<=[.!?])(["'”’)\]]*)\s+(?=["'“‘(\[]?[A-Z0-9À-Ý])""")
+_PARA = re.compile(r"\n\s*\n|\n(?=\s*[-*•#]|\s*\d+[.)]\s)")
+_ABBREV = {
+    "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "mt", "ft", "vs", "etc", "e.g", "i.e", "no", "vol", "fig",
+    "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "gen", "col", "lt", "sgt",
+    "capt", "rev", "gov", "sen", "rep", "inc", "ltd", "co", "corp", "u.s", "u.k", "approx", "ca", "c", "al", "op",
+}
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class Span:
+    start: int
+    end: int
+
+
+def _trim(text: str, start: int, end: int) -> Span | None:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return Span(start, end) if end > start else None
+
+
+def _is_abbreviation(text: str, dot: int) -> bool:
+    """True if the '.' at ``dot`` ends an abbreviation or an initial (``J.``), not a sentence."""
+    i = dot
+    while i > 0 and (text[i - 1].isalnum() or text[i - 1] == "."):
+        i -= 1
+    word = text[i:dot].lower()
+    if not word:
+        return False
+    if len(word) == 1 and word.isalpha():  # an initial: "J. R. R. Tolkien"
+        return True
+    return word in _ABBREV
+
+
+def split_sentences(text: str) -> list[Span]:
+    """Sentence spans (start, end) into ``text``; ``text[s.start:s.end]`` is the sentence, stripped."""
+    spans: list[Span] = []
+    para_start = 0
+    boundaries = [m.start() for m in _PARA.finditer(text)] + [len(text)]
+    for para_end in boundaries:
+        start = para_start
+        for m in _SENT_END.finditer(text, para_start, para_end):
+            dot = m.start() - 1
+            while dot > start and text[dot] in "\"'”’)]":
+                dot -= 1
+            if text[dot] == "." and _is_abbreviation(text, dot):
+                continue
+            span = _trim(text, start, m.end(1))
+            if span:
+                spans.append(span)
+            start = m.end()
+        span = _trim(text, start, para_end)
+        if span:
+            spans.append(span)
+        para_start = para_end
+    return spans
+
+
+def _split_long(text: str, span: Span, max_words: int) -> list[Span]:
+    words = list(re.finditer(r"\S+", text[span.start:span.end]))
+    if len(words) <= max_words:
+        return [span]
+    out = []
+    for i in range(0, len(words), max_words):
+        chunk = words[i:i + max_words]
+        out.append(Span(span.start + chunk[0].start(), span.start + chunk[-1].end()))
+    return out
+
+
+def word_count(text: str) -> int:
+    return len(text.split())
+
+
+def chunk_spans(text: str, target_words: int = 100, max_words: int = 150, overlap_sentences: int = 0) -> list[Span]:
+    """Passages made of whole sentences: about ``target_words`` words, never more than ``max_words`` (a longer
+    sentence is cut on word boundaries); consecutive passages share ``overlap_sentences`` sentences."""
+    sents: list[Span] = []
+    for s in split_sentences(text):
+        sents.extend(_split_long(text, s, max_words))
+    counts = [word_count(text[s.start:s.end]) for s in sents]
+    chunks: list[Span] = []
+    i = 0
+    n = len(sents)
+    while i < n:
+        j = i
+        words = 0
+        while j < n and (words == 0 or (words < target_words and words + counts[j] <= max_words)):
+            words += counts[j]
+            j += 1
+        chunks.append(Span(sents[i].start, sents[j - 1].end))
+        if j >= n:
+            break
+        back = min(overlap_sentences, j - i - 1)
+        i = j - back if back > 0 else j
+    return chunks
+
+
+_STOPWORDS = frozenset(
+    "a an and are as at be but by for if in into is it no not of on or such that the their then there these they "
+    "this to was will with what which who whom whose when where why how did does do has have had were been being "
+    "from its his her he she him them we you your our i me my".split()
+)
+
+
+@lru_cache(maxsize=1)
+def _stemmer():
+    try:
+        import Stemmer
+
+        return Stemmer.Stemmer("english")
+    except ImportError:  # pragma: no cover
+        return None
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-cased, stop words removed, stemmed word tokens (the same scheme the index uses)."""
+    words = [w for w in _WORD.findall(text.lower()) if w not in _STOPWORDS]
+    st = _stemmer()
+    return st.stemWords(words) if st is not None else words
+
+
+class SmallBM25:
+    """BM25 over a handful of passages (one document's chunks); scores every passage."""
+
+    def __init__(self, docs: list[list[str]], k1: float = 1.5, b: float = 0.75):
+        self.k1, self.b = k1, b
+        self.tfs = [Counter(d) for d in docs]
+        self.lens = [len(d) for d in docs]
+        self.avg = (sum(self.lens) / len(docs)) if docs else 0.0
+        df: Counter[str] = Counter()
+        for tf in self.tfs:
+            df.update(tf.keys())
+        n = len(docs)
+        self.idf = {t: math.log(1 + (n - f + 0.5) / (f + 0.5)) for t, f in df.items()}
+
+    def scores(self, query: list[str]) -> list[float]:
+        out = []
+        for tf, ln in zip(self.tfs, self.lens):
+            s = 0.0
+            norm = self.k1 * (1 - self.b + self.b * ln / (self.avg or 1.0))
+            for t in set(query):
+                f = tf.get(t)
+                if f:
+                    s += self.idf[t] * f * (self.k1 + 1) / (f + norm)
+            out.append(s)
+        return out
+
+
+def rrf(rankings: list[list[int]], k: int = 60) -> dict[int, float]:
+    """Reciprocal rank fusion of several rankings (lists of item ids, best first)."""
+    fused: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, item in enumerate(ranking):
+            fused[item] = fused.get(item, 0.0) + 1.0 / (k + rank + 1)
+    return fused
+
+
+def normalize_url(url: str) -> str:
+    """A key for merging duplicate URLs: no fragment, lower-case scheme/host, no default port, no trailing slash."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        p = urlsplit(url.strip())
+    except ValueError:
+        return url.strip()
+    scheme = p.scheme.lower()
+    host = (p.hostname or "").lower()
+    if p.port and not ((scheme == "http" and p.port == 80) or (scheme == "https" and p.port == 443)):
+        host = f"{host}:{p.port}"
+    path = p.path.rstrip("/") or "/"
+    if scheme in ("http", "https"):
+        scheme = "https"  # the same page over http and https is one hit
+    return urlunsplit((scheme, host, path, p.query, ""))

@@ -1,0 +1,210 @@
+"""Fixtures for retrieval tests: small real corpora, the local web, and a test HTTP server for fetcher faults."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from retrieval import Document, RetrievalSettings
+
+# Titles around the README's sample question plus a spread of others from the shipped corpus.
+SAMPLE_TITLES = {"Kiss and Tell (1945 film)", "Shirley Temple", "Meet Corliss Archer", "Janet Waldo",
+                 "Corliss Archer", "A Kiss for Corliss"}
+
+
+def _read_corpus(shared_data: Path) -> list[dict]:
+    with (shared_data / "hotpotqa" / "corpus.jsonl").open(encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh]
+
+
+@pytest.fixture(scope="session")
+def corpus_rows(shared_data) -> list[dict]:
+    return _read_corpus(shared_data)
+
+
+@pytest.fixture(scope="session")
+def small_rows(corpus_rows) -> list[dict]:
+    """About 50 real paragraphs including the sample question's."""
+    picked = [r for r in corpus_rows if r["title"] in SAMPLE_TITLES]
+    picked += [r for r in corpus_rows[::110] if r["title"] not in SAMPLE_TITLES]
+    return picked
+
+
+@pytest.fixture(scope="session")
+def small_jsonl(small_rows, tmp_path_factory) -> Path:
+    p = tmp_path_factory.mktemp("corpus") / "small.jsonl"
+    p.write_text("".join(json.dumps(r) + "\n" for r in small_rows), encoding="utf-8")
+    return p
+
+
+@pytest.fixture(scope="session")
+def small_docs(small_rows) -> list[Document]:
+    docs = [Document(url=f"https://en.wikipedia.org/wiki/{r['title'].replace(' ', '_')}", title=r["title"],
+                     text=r["text"]) for r in small_rows]
+    # two dated documents for time-range tests
+    docs.append(Document(url="https://news.example/fresh", title="Fresh harbour report",
+                         text="The harbour of Zanzibar reopened this week after the storm. Ferries run again.",
+                         published=time.strftime("%Y-%m-%d", time.gmtime(time.time() - 2 * 86400))))
+    docs.append(Document(url="https://news.example/old", title="Old harbour report",
+                         text="The harbour of Zanzibar was closed by a storm. Ferries stopped for a week.",
+                         published="2001-05-04"))
+    return docs
+
+
+@pytest.fixture
+def settings(tmp_data_dir) -> RetrievalSettings:
+    return RetrievalSettings()
+
+
+@pytest.fixture(scope="module")
+def localweb(small_docs):
+    from retrieval import LocalWeb
+
+    with LocalWeb(small_docs) as web:
+        yield web
+
+
+class FaultServer:
+    """A real HTTP server on 127.0.0.1 with pages that misbehave: too big, gzip bombs, slow, redirects, 5xx."""
+
+    def __init__(self):
+        self.inflight = 0
+        self.max_inflight = 0
+        self.hits: dict[str, int] = {}
+        self.lock = threading.Lock()
+        self.bomb: bytes | None = None
+        srv = self
+
+        class H(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def send(self, status, body=b"", ctype="text/html; charset=utf-8", headers=None):
+                self.send_response(status)
+                if ctype:
+                    self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                try:
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def do_GET(self):  # noqa: N802
+                u = urlsplit(self.path)
+                q = {k: v[0] for k, v in parse_qs(u.query).items()}
+                with srv.lock:
+                    srv.hits[u.path] = srv.hits.get(u.path, 0) + 1
+                    n = srv.hits[u.path]
+                p = u.path
+                page = b"<html><head><title>T</title></head><body><article><h1>T</h1><p>" + \
+                       b"Plain words in a paragraph that is long enough to count as main text. " * 5 + \
+                       b"</p></article></body></html>"
+                if p == "/robots.txt":
+                    return self.send(200, b"User-agent: *\nDisallow: /private\n", "text/plain")
+                if p in ("/ok", "/private"):
+                    return self.send(200, page)
+                if p == "/big":
+                    return self.send(200, b"<p>" + b"x" * 3_000_000 + b"</p>")
+                if p == "/big-chunked":  # no Content-Length: the limit must hold while streaming
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/html")
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    try:
+                        for _ in range(200):
+                            self.wfile.write(b"y" * 65536)
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass
+                    self.close_connection = True
+                    return None
+                if p == "/gzip-bomb":
+                    with srv.lock:
+                        if srv.bomb is None:  # 100 MB of zeros in about 100 KB
+                            srv.bomb = gzip.compress(b"\0" * 100_000_000, compresslevel=9)
+                    return self.send(200, srv.bomb, headers={"Content-Encoding": "gzip"})
+                if p == "/gzip-ok":
+                    return self.send(200, gzip.compress(page), headers={"Content-Encoding": "gzip"})
+                if p == "/slow":
+                    time.sleep(float(q.get("s", "3")))
+                    return self.send(200, page)
+                if p == "/drip":  # a byte every 0.2 s: never a read timeout, only the total timeout
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/plain")
+                    self.send_header("Content-Length", "1000")
+                    self.end_headers()
+                    try:
+                        for _ in range(40):
+                            self.wfile.write(b"a")
+                            self.wfile.flush()
+                            time.sleep(0.2)
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass
+                    self.close_connection = True
+                    return None
+                if p == "/concurrent":
+                    with srv.lock:
+                        srv.inflight += 1
+                        srv.max_inflight = max(srv.max_inflight, srv.inflight)
+                    time.sleep(0.3)
+                    with srv.lock:
+                        srv.inflight -= 1
+                    return self.send(200, page)
+                if p.startswith("/redirect/"):
+                    left = int(p.rsplit("/", 1)[1])
+                    return self.send(302, headers={"Location": f"/redirect/{left - 1}" if left > 0 else "/ok"})
+                if p == "/loop":
+                    return self.send(302, headers={"Location": "/loop"})
+                if p == "/redirect-to":
+                    return self.send(302, headers={"Location": q["url"]})
+                if p == "/flaky":  # 503 with Retry-After first, then the page
+                    if n == 1:
+                        return self.send(503, b"busy", headers={"Retry-After": "0"})
+                    return self.send(200, page)
+                if p == "/500":
+                    return self.send(500, b"oops")
+                if p == "/404":
+                    return self.send(404, b"missing")
+                if p == "/binary":
+                    return self.send(200, bytes(range(256)) * 10, "application/octet-stream")
+                if p == "/no-type":
+                    return self.send(200, bytes(range(256)) * 10, None)
+                if p == "/latin1":
+                    body = "<html><head><title>Café</title></head><body><article><p>Crème brûlée à la française, " \
+                           "un dessert très apprécié. Le café est servi après le dîner.</p></article></body></html>"
+                    return self.send(200, body.encode("latin-1"), "text/html; charset=iso-8859-1")
+                if p == "/etag":
+                    if self.headers.get("If-None-Match") == '"v1"':
+                        return self.send(304, b"", None, headers={"ETag": '"v1"'})
+                    return self.send(200, page, headers={"ETag": '"v1"'})
+                return self.send(404, b"no such test page")
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+
+@pytest.fixture(scope="module")
+def fault_server():
+    s = FaultServer()
+    yield s
+    s.stop()
