@@ -20,6 +20,8 @@ CtxOpt = Annotated[Optional[int], typer.Option("--n-ctx", help="context size in 
 ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", help="CPU threads")]
 GpuOpt = Annotated[Optional[int], typer.Option("--gpu-layers", help="layers on the GPU (llama.cpp built with CUDA)")]
 DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="torch backend device: cpu | cuda")]
+KernelsOpt = Annotated[Optional[str], typer.Option("--kernels", help="torch backend expert kernels: reference | "
+                                                   "cpu (= cpu-int8) | cpu-int4 | cuda kernels when available")]
 
 
 def _settings(**overrides) -> ModelSettings:
@@ -106,13 +108,14 @@ def generate(
     stop: Annotated[Optional[list[str]], typer.Option("--stop", help="stop sequence (repeatable)")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON object with text and token counts")] = False,
     n_ctx: CtxOpt = None, threads: ThreadsOpt = None, gpu_layers: GpuOpt = None, device: DeviceOpt = None,
+    kernels: KernelsOpt = None,
 ) -> None:
     """Print one completion of PROMPT (for scripts). Streams the text unless --json."""
     if prompt == "-":
         prompt = sys.stdin.read()
     if not prompt.strip():
         raise InvalidSettingsError("the prompt is empty; pass some text or '-' to read standard input")
-    with _load(model, backend, openai_url, n_ctx, threads, gpu_layers, device) as llm:
+    with _load(model, backend, openai_url, n_ctx, threads, gpu_layers, device, torch_kernels=kernels) as llm:
         if json_out:
             c = llm.generate(prompt, max_tokens=max_tokens, temperature=temperature, stop=stop)
             print(json.dumps({"model": llm.name, "backend": llm.backend, "text": c.text,
@@ -157,14 +160,14 @@ def serve(model: ModelOpt = None, backend: BackendOpt = None,
           port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8080,
           n_ctx: CtxOpt = None, threads: ThreadsOpt = None, gpu_layers: GpuOpt = None,
           device: DeviceOpt = None, placement: PlacementOpt = None, gpu_budget_gb: BudgetOpt = None,
-          routing_profile: ProfileOpt = None) -> None:
+          routing_profile: ProfileOpt = None, kernels: KernelsOpt = None) -> None:
     """Host the model as an OpenAI-compatible HTTP server (default 127.0.0.1:8080)."""
     if backend == "openai":
         raise InvalidSettingsError("`model serve` hosts a local model; use --backend llamacpp or torch")
     from model_runtime.server import serve as run_server
 
     llm = _load(model, backend, None, n_ctx, threads, gpu_layers, device, expert_placement=placement,
-                expert_gpu_budget_gb=gpu_budget_gb, routing_profile=routing_profile)
+                expert_gpu_budget_gb=gpu_budget_gb, routing_profile=routing_profile, torch_kernels=kernels)
     print(f"serving {llm.name} ({llm.backend}) on http://{host}:{port}/v1", file=sys.stderr, flush=True)
     try:
         run_server(llm, host=host, port=port)

@@ -24,6 +24,13 @@ def load_torch_llm(path: str | Path, settings=None):
     from model_runtime.settings import ModelSettings
 
     settings = settings or ModelSettings()
+    if settings.torch_device == "cuda":  # experts placed between GPU and CPU (the placement module's job)
+        try:
+            from model_runtime.engine.placement import load_placed_llm
+        except ImportError as e:
+            raise InvalidSettingsError(f"the torch backend on cuda is not available here ({e}); use --device cpu") \
+                from e
+        return load_placed_llm(settings)
     kernel = get_kernel(settings.torch_kernels)
     if kernel.device != settings.torch_device:
         alts = [n for n in available_kernels() if get_kernel(n).device == settings.torch_device]

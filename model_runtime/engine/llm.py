@@ -44,12 +44,18 @@ class TorchMoELLM(LLM):
     backend = "torch"
 
     def __init__(self, model_path: str | Path, *, kernels: str = "cpu", device: str = "cpu", n_ctx: int = 8192,
-                 n_threads: int | None = None, name: str | None = None, chat_template: str = "auto", seed: int = 0):
+                 n_threads: int | None = None, name: str | None = None, chat_template: str = "auto", seed: int = 0,
+                 model: Transformer | None = None):
         if n_threads:
             torch.set_num_threads(n_threads)
         self.path = Path(model_path)
         self.name = name or self.path.name
-        self.model, self._file = load_transformer(self.path, kernels)
+        if model is not None:  # an already loaded model of this file (tests, benchmarks)
+            from model_runtime.engine.gguf_file import GGUFModelFile
+
+            self.model, self._file = model, GGUFModelFile(self.path)
+        else:
+            self.model, self._file = load_transformer(self.path, kernels)
         self.kernel_name = self.model.kernel.name
         self.device = device
         self.tokenizer = Tokenizer(self._file)

@@ -87,6 +87,23 @@ class Transformer:
         self.kernel = kernel
         self.head = kernel.linear_prepare(output if output is not None else tok_embd)
 
+    def with_kernel(self, kernel: str | ExpertKernel) -> "Transformer":
+        """The same model with its FFNs and output head on another kernel (needs float32 weights: a model loaded
+        with the `reference` kernel). Attention weights and embeddings are shared, not copied."""
+        import dataclasses
+
+        kern = get_kernel(kernel) if isinstance(kernel, str) else kernel
+        if self.kernel.name != "reference":
+            raise ValueError("with_kernel needs a model loaded with the reference kernel")
+        blocks = []
+        for b in self.blocks:
+            f = b.ffn
+            ffn = MoELayer(kern, shared=f.shared, shared_gate=f.shared_gate, router=f.router, routed=f.routed,
+                           spec=f.spec)
+            blocks.append(dataclasses.replace(b, ffn=ffn))
+        return Transformer(self.cfg, self.tok_embd, self.head if self.head is not self.tok_embd else None,
+                           self.output_norm, blocks, kern)
+
     def new_cache(self, max_len: int | None = None) -> KVCache:
         return KVCache(self.cfg, max_len or self.cfg.context_length)
 

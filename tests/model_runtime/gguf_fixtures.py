@@ -239,6 +239,22 @@ def llama_greedy(path: str | Path, prompt: list[int], n: int, n_ctx: int = 512):
     return out, logits
 
 
+_EMBEDDED: dict[str, Any] = {}
+
+
+def embedded_transformer(kernel: str = "reference"):
+    """The embedded Gemma 3 270M as our Transformer, loaded once per test session; other kernels are derived from
+    the reference model (no second dequantization)."""
+    if "reference" not in _EMBEDDED:
+        from model_runtime.engine.model import load_transformer
+        from model_runtime.registry import embedded_model_path
+
+        _EMBEDDED["reference"] = load_transformer(embedded_model_path(), "reference")[0]
+    if kernel not in _EMBEDDED:
+        _EMBEDDED[kernel] = _EMBEDDED["reference"].with_kernel(kernel)
+    return _EMBEDDED[kernel]
+
+
 def our_greedy(model, prompt: list[int], n: int) -> list[int]:
     """Our engine's greedy continuation: one prefill, then single-token decode steps on the KV cache."""
     import torch

@@ -18,7 +18,13 @@ import pytest
 import torch
 
 from model_runtime.engine.model import load_transformer
-from tests.model_runtime.gguf_fixtures import kl_per_position, llama_greedy, our_greedy, random_gguf
+from tests.model_runtime.gguf_fixtures import (
+    embedded_transformer,
+    kl_per_position,
+    llama_greedy,
+    our_greedy,
+    random_gguf,
+)
 
 N_STEPS = 32
 PROMPT = [256] + [ord(c) for c in "the cat sat on the mat, then "]  # BOS + bytes (> the gemma3 window of 8)
@@ -54,20 +60,14 @@ def test_quantized_types_match_llamacpp(tmp_path):
     assert kl.mean() < 0.05 and top1 >= 0.85, (float(kl.mean()), float(top1))
 
 
-@pytest.fixture(scope="module")
-def embedded_reference(embedded_model_path):
-    model, _ = load_transformer(embedded_model_path, "reference")
-    return model
-
-
-def test_embedded_gemma3_matches_llamacpp(embedded_model_path, embedded_reference):
+def test_embedded_gemma3_matches_llamacpp(embedded_model_path):
     from llama_cpp import Llama
 
     tok = Llama(model_path=str(embedded_model_path), vocab_only=True, verbose=False)
     prompt = tok.tokenize(b"The three primary colors are red, yellow and", add_bos=True)
     tok.close()
     ref_tokens, ref_logits = llama_greedy(embedded_model_path, prompt, N_STEPS)
-    model = embedded_reference
+    model = embedded_transformer("reference")
     assert our_greedy(model, prompt, N_STEPS) == ref_tokens
     seq = prompt + ref_tokens
     ours = model.forward(seq, model.new_cache(len(seq)), all_logits=True)

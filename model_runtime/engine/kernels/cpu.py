@@ -59,19 +59,47 @@ class _QuantCPUKernel(ExpertKernel):
         return out
 
 
-class CPUInt8Kernel(_QuantCPUKernel):
-    name = "cpu-int8"
+@dataclass
+class Int8Weight:
+    packed: Any  # fbgemm packed int8 weight [N, K] with per-row scales
+    cols: torch.Tensor  # the same int8 values, transposed [K, N], for the outlier columns
+    scale: torch.Tensor  # [N] float32
 
-    def linear_prepare(self, w: torch.Tensor):
+
+class CPUInt8Kernel(_QuantCPUKernel):
+    """Per-row int8 weights; activations quantized per call by fbgemm, except outlier input channels.
+
+    A per-tensor 7-bit activation quantization is ruined by the few input channels whose values are many times
+    the rest (Gemma's normalised activations have them), so channels above `outlier_ratio` x the RMS of the
+    activations are zeroed before the fbgemm call and multiplied in float32 with their int8 weight columns
+    (the LLM.int8() decomposition).
+    """
+
+    name = "cpu-int8"
+    outlier_ratio = 3.0
+
+    def linear_prepare(self, w: torch.Tensor) -> Int8Weight:
         w = w.float().contiguous()
-        scale = (w.abs().amax(1) / 127.0).clamp(min=1e-12).double()
+        scale = (w.abs().amax(1) / 127.0).clamp(min=1e-12)
+        q = torch.round(w / scale[:, None]).clamp(-127, 127).to(torch.int8)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            q = torch.quantize_per_channel(w, scale, torch.zeros(w.shape[0], dtype=torch.long), 0, torch.qint8)
-            return torch.ops.quantized.linear_prepack(q, None)
+            qt = torch._make_per_channel_quantized_tensor(q, scale.double(), torch.zeros(w.shape[0], dtype=torch.long),
+                                                          0)
+            packed = torch.ops.quantized.linear_prepack(qt, None)
+        return Int8Weight(packed, q.T.contiguous(), scale)
 
-    def linear(self, prepared, x):
-        return torch.ops.quantized.linear_dynamic(x.float().contiguous(), prepared, True)
+    def linear(self, prepared: Int8Weight, x):
+        x = x.float().contiguous()
+        colmax = x.abs().amax(0)
+        thr = self.outlier_ratio * x.pow(2).mean().sqrt()
+        cols = torch.nonzero(colmax > thr).reshape(-1)
+        if cols.numel():
+            xo = x[:, cols]
+            x = x.index_fill(1, cols, 0.0)
+            y = torch.ops.quantized.linear_dynamic(x, prepared.packed, True)
+            return y + (xo @ prepared.cols[cols].float()) * prepared.scale
+        return torch.ops.quantized.linear_dynamic(x, prepared.packed, True)
 
 
 @dataclass
@@ -80,6 +108,7 @@ class Int4Weight:
     scales_zeros: torch.Tensor  # [D/G, N, 2] bfloat16
     group: int
     n: int
+    pad: int = 0
 
 
 class CPUInt4Kernel(_QuantCPUKernel):
@@ -90,8 +119,10 @@ class CPUInt4Kernel(_QuantCPUKernel):
         w = w.float().contiguous()
         n, k = w.shape
         g = self.group_size
-        if k % g:
-            raise ValueError(f"int4 kernel needs the input width ({k}) to be a multiple of {g}")
+        pad = (-k) % g  # zero columns up to a whole group; the activations are padded to match
+        if pad:
+            w = torch.nn.functional.pad(w, (0, pad))
+            k += pad
         wg = w.view(n, k // g, g)
         lo, hi = wg.amin(-1), wg.amax(-1)
         scale = ((hi - lo) / 15.0).clamp(min=1e-10)
@@ -99,9 +130,11 @@ class CPUInt4Kernel(_QuantCPUKernel):
         zero = lo + 8.0 * scale  # the op computes (q - 8) * scale + zero
         packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(q, 1)
         sz = torch.stack([scale, zero], -1).transpose(0, 1).contiguous().to(torch.bfloat16)
-        return Int4Weight(packed, sz, g, n)
+        return Int4Weight(packed, sz, g, n, pad)
 
     def linear(self, prepared: Int4Weight, x):
+        if prepared.pad:
+            x = torch.nn.functional.pad(x, (0, prepared.pad))
         y = torch.ops.aten._weight_int4pack_mm_for_cpu(x.to(torch.bfloat16).contiguous(), prepared.packed,
                                                        prepared.group, prepared.scales_zeros)
         return y.float()
