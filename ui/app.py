@@ -299,9 +299,11 @@ def render_message(store: Store, runner: Runner, msg: Message, last: bool) -> No
         st.markdown(escape_block(msg.question))
     with st.chat_message("assistant"):
         job = runner.job(store, msg.id)
-        if msg.status == "pending" and job is not None and not job.done.is_set():
-            follow(job)
-        elif msg.status == "pending" and ss.review and ss.review.get("msg_id") == msg.id:
+        if msg.status == "pending" and job is not None:
+            if not job.done.is_set():
+                follow(job)  # ends with a rerun
+            msg = store.message(msg.id) or msg  # it finished after the list of messages was read
+        if msg.status == "pending" and ss.review and ss.review.get("msg_id") == msg.id:
             review_form(msg)
         elif msg.status == "pending":
             st.info("This question has no answer yet: the app stopped before it was answered.")
@@ -329,7 +331,7 @@ def documents_bar(store: Store) -> None:
         st.markdown("**Answering from**")
         for d in docs:
             c1, c2 = st.columns([5, 1])
-            c1.markdown(f"📄 {escape_md(d.title or d.name)}")
+            c1.markdown(f":material/description: {escape_md(d.title or d.name)}")
             if c2.button("Remove", key=f"rmdoc-{d.id}"):
                 store.remove_document(d.id)
                 st.rerun()

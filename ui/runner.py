@@ -67,36 +67,40 @@ class Runner:
         self._llm_key: tuple | None = None
         self._agent = None
         self._agent_key: tuple | None = None
+        self._provider = None
+        self._reader = None
+        self._rs_key: str | None = None
 
     # the agent, built from the sidebar's settings -------------------------------------------------------------------
     def _get_agent(self, prefs: Prefs):
-        """Runs on a worker thread while holding the loop's lock."""
+        """Runs on a worker thread while holding the loop's lock. The model, the search provider (the local index)
+        and the reader (its embedder) are kept across agents: changing a budget must not reload any of them."""
         from agent import AgentSettings, SearchAgent
         from model_runtime import load_llm
         from model_runtime.settings import ModelSettings
+        from retrieval import Reader, RetrievalSettings, make_provider
 
         ms = _validated(ModelSettings, prefs.model_settings_overrides())
         agent_settings = _validated(AgentSettings, prefs.agent_settings_overrides())
-        try:
-            from retrieval.settings import RetrievalSettings
-
-            rs = _validated(RetrievalSettings, prefs.retrieval_settings_overrides())
-        except ImportError:
-            rs = None
+        rs = _validated(RetrievalSettings, prefs.retrieval_settings_overrides())
         llm_key = (ms.model, ms.backend, ms.openai_url, ms.openai_model)
-        agent_key = (llm_key, agent_settings.model_dump_json(), rs.model_dump_json() if rs is not None else None)
+        rs_key = rs.model_dump_json()
+        agent_key = (llm_key, rs_key, agent_settings.model_dump_json())
         if self._agent is not None and self._agent_key == agent_key:
             return self._agent
-        if self._agent is not None:
-            _close(self._agent)
-            self._agent = None
+        self._agent, self._agent_key = None, None  # parts below are ours: the agent owns nothing to close
         if self._llm_key != llm_key:
             if self._llm is not None:
                 _close(self._llm)
             self._llm, self._llm_key = None, None
             self._llm = load_llm(ms)
             self._llm_key = llm_key
-        self._agent = SearchAgent(agent_settings, llm=self._llm, model_settings=ms, retrieval_settings=rs)
+        if self._rs_key != rs_key:
+            if self._provider is not None:
+                _close(self._provider)
+            self._provider, self._reader, self._rs_key = make_provider(rs), Reader(rs), rs_key
+        self._agent = SearchAgent(agent_settings, llm=self._llm, provider=self._provider, reader=self._reader,
+                                  model_settings=ms, retrieval_settings=rs)
         self._agent_key = agent_key
         return self._agent
 
@@ -136,6 +140,11 @@ class Runner:
                         job.view = answer_view(data["answer"])
                     elif kind == "error":
                         job.error = str(data.get("message") or "the agent stopped with an error").splitlines()[0]
+                        exc = data.get("exception")
+                        if exc is not None and not getattr(exc, "user_facing", False):
+                            log.error("question %r failed:\n%s", job.question,
+                                      "".join(traceback.format_exception(exc)))
+                        data = {k: v for k, v in data.items() if k != "exception"}
                     elif kind == "warning":
                         job.warnings.append(str(data.get("message", "")))
                     line = step_line(kind, data)
@@ -161,7 +170,7 @@ class Runner:
         async def go():
             async with self._locked():
                 agent = await asyncio.to_thread(self._get_agent, prefs)
-                return await asyncio.to_thread(agent.plan, question, history=history or None)
+                return await agent.aplan(question, history=history or None)
 
         return asyncio.run_coroutine_threadsafe(go(), self.loop).result(timeout_s)
 
