@@ -78,7 +78,17 @@ class Embedder:
 
                     os.environ.setdefault("HF_HUB_OFFLINE", "1")
                     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+                    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+                    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
                     from sentence_transformers import SentenceTransformer
+
+                    try:  # no "Loading weights" bar on the CLI's stderr
+                        from transformers.utils import logging as hf_logging
+
+                        hf_logging.disable_progress_bar()
+                        hf_logging.set_verbosity_error()
+                    except ImportError:  # pragma: no cover
+                        pass
 
                     m = SentenceTransformer(str(self.path), device="cpu")
                     m.max_seq_length = self.max_seq_length
