@@ -24,9 +24,10 @@ def port_free(host: str, port: int) -> bool:
     return True
 
 
-def streamlit_argv(host: str, port: int) -> list[str]:
+def streamlit_argv(host: str, port: int, max_upload_mb: int = 20) -> list[str]:
     return [sys.executable, "-m", "streamlit", "run", str(APP),
             "--server.address", host, "--server.port", str(port), "--server.headless", "true",
+            "--server.maxUploadSize", str(max_upload_mb),
             "--server.fileWatcherType", "none", "--server.runOnSave", "false",
             "--browser.gatherUsageStats", "false", "--global.developmentMode", "false",
             "--client.toolbarMode", "minimal"]
@@ -64,7 +65,7 @@ def ui_command(
     env["MOESEARCH_DB"] = str(settings.db)
     env.setdefault("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")
     print(f"moesearch ui: http://{host}:{port}  (database {settings.db}; Ctrl-C to stop)", file=sys.stderr, flush=True)
-    argv = streamlit_argv(host, port)
+    argv = streamlit_argv(host, port, settings.ui_max_upload_mb)
     if os.name == "posix":
         sys.stdout.flush()
         os.execve(argv[0], argv, env)  # the app becomes this process: signals (Ctrl-C, SIGTERM) reach it directly

@@ -15,16 +15,10 @@ EVIL_TITLE = '<script>window.__pwned=1</script> Evil <img src=x onerror="window.
 
 
 @pytest.fixture(scope="session")
-def ui_index_dir() -> Path:
-    """The local corpus index of the shipped corpus: where `moesearch ask` builds it on first use (set-up asks the
-    README's sample question), so the UI tests reuse it instead of building their own (minutes on 2 cores).
-    MOESEARCH_UI_TEST_INDEX_DIR points them at another one."""
-    if os.environ.get("MOESEARCH_UI_TEST_INDEX_DIR"):
-        return Path(os.environ["MOESEARCH_UI_TEST_INDEX_DIR"])
-    from retrieval.index import default_index_dir
-    from retrieval.settings import RetrievalSettings
-
-    return default_index_dir(RetrievalSettings(), None)
+def ui_index_dir(tmp_path_factory) -> Path:
+    """The local corpus index, built once (on the first question, in seconds from the shipped vectors) for every UI
+    test; MOESEARCH_UI_TEST_INDEX_DIR points the tests at an index built before."""
+    return Path(os.environ.get("MOESEARCH_UI_TEST_INDEX_DIR") or tmp_path_factory.mktemp("ui-index"))
 
 
 @pytest.fixture

@@ -29,3 +29,4 @@ def test_streamlit_runs_the_app_headless_on_the_given_address():
     joined = " ".join(argv)
     assert "--server.address 127.0.0.1" in joined and "--server.port 8765" in joined
     assert "--server.headless true" in joined and "--browser.gatherUsageStats false" in joined
+    assert "--server.maxUploadSize 20" in joined
