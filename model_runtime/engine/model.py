@@ -66,12 +66,18 @@ def rms_norm(x: torch.Tensor, w: torch.Tensor, eps: float) -> torch.Tensor:
     return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
 
 
-def rope_neox(x: torch.Tensor, pos: torch.Tensor, n_rot: int, base: float, scale: float) -> torch.Tensor:
-    """x [T, H, hd]; rotates pairs (i, i + n_rot/2) of the first n_rot dims (GGML's NEOX mode)."""
+def rope_table(pos: torch.Tensor, n_rot: int, base: float, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos, sin [T, 1, n_rot/2] for positions `pos` (angles in float64, like GGML's theta computation)."""
     half = n_rot // 2
     inv = base ** (-torch.arange(0, half, dtype=torch.float64) * 2 / n_rot)
     ang = (pos.double()[:, None] * scale) * inv[None, :]
-    cos, sin = ang.cos().float()[:, None, :], ang.sin().float()[:, None, :]
+    return ang.cos().float()[:, None, :], ang.sin().float()[:, None, :]
+
+
+def rope_neox(x: torch.Tensor, table: tuple[torch.Tensor, torch.Tensor], n_rot: int) -> torch.Tensor:
+    """x [T, H, hd]; rotates pairs (i, i + n_rot/2) of the first n_rot dims (GGML's NEOX mode)."""
+    cos, sin = table
+    half = n_rot // 2
     x1, x2 = x[..., :half], x[..., half:n_rot]
     out = torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], -1)
     return torch.cat([out, x[..., n_rot:]], -1) if n_rot < x.shape[-1] else out
@@ -85,7 +91,7 @@ class Transformer:
         self.output_norm = output_norm
         self.blocks = blocks
         self.kernel = kernel
-        self.head = kernel.linear_prepare(output if output is not None else tok_embd)
+        self.head = kernel.head_prepare(output if output is not None else tok_embd)
 
     def with_kernel(self, kernel: str | ExpertKernel) -> "Transformer":
         """The same model with its FFNs and output head on another kernel (needs float32 weights: a model loaded
@@ -126,12 +132,15 @@ class Transformer:
             x = x * cfg.embed_scale
         kpos = torch.arange(start + t)
         causal = kpos[None, :] <= pos[:, None]
-        masks = {}
+        masks: dict[bool, torch.Tensor] = {}
+        ropes = {False: rope_table(pos, cfg.rope_dim, cfg.rope_base, cfg.rope_scale),
+                 True: rope_table(pos, cfg.rope_dim, cfg.rope_base_swa, 1.0)}
         for i, blk in enumerate(self.blocks):
             if blk.swa not in masks:
                 allowed = causal & ((pos[:, None] - kpos[None, :]) < cfg.sliding_window) if blk.swa else causal
                 masks[blk.swa] = torch.zeros(allowed.shape).masked_fill_(~allowed, float("-inf"))
-            h = self._attention(i, blk, rms_norm(x, blk.attn_norm, cfg.rms_eps), pos, cache, masks[blk.swa])
+            h = self._attention(i, blk, rms_norm(x, blk.attn_norm, cfg.rms_eps), ropes[blk.swa], cache,
+                                masks[blk.swa])
             if blk.post_attn_norm is not None:
                 h = rms_norm(h, blk.post_attn_norm, cfg.rms_eps)
             x = x + h
@@ -142,9 +151,9 @@ class Transformer:
         cache.n = start + t
         if not all_logits:
             x = x[-1:]
-        return self.kernel.linear(self.head, rms_norm(x, self.output_norm, cfg.rms_eps))
+        return self.kernel.head_linear(self.head, rms_norm(x, self.output_norm, cfg.rms_eps))
 
-    def _attention(self, i: int, blk: Block, x, pos, cache: KVCache, mask) -> torch.Tensor:
+    def _attention(self, i: int, blk: Block, x, rope, cache: KVCache, mask) -> torch.Tensor:
         cfg = self.cfg
         t, hd = x.shape[0], cfg.head_dim
         q, k, v = x @ blk.wq.T, x @ blk.wk.T, x @ blk.wv.T
@@ -157,9 +166,8 @@ class Transformer:
         v = v.view(t, cfg.n_head_kv, hd)
         if cfg.qk_norm == "head":
             q, k = rms_norm(q, blk.q_norm, cfg.rms_eps), rms_norm(k, blk.k_norm, cfg.rms_eps)
-        base, scale = (cfg.rope_base_swa, 1.0) if blk.swa else (cfg.rope_base, cfg.rope_scale)
-        q = rope_neox(q, pos, cfg.rope_dim, base, scale)
-        k = rope_neox(k, pos, cfg.rope_dim, base, scale)
+        q = rope_neox(q, rope, cfg.rope_dim)
+        k = rope_neox(k, rope, cfg.rope_dim)
         s, e = cache.n, cache.n + t
         cache.k[i][:, s:e] = k.transpose(0, 1)
         cache.v[i][:, s:e] = v.transpose(0, 1)

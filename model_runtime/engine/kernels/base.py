@@ -104,6 +104,13 @@ class ExpertKernel(ABC):
     def linear(self, prepared: Any, x: torch.Tensor) -> torch.Tensor:
         return x @ prepared.T
 
+    def head_prepare(self, w: torch.Tensor) -> Any:
+        """Prepare the output head [V, D]; default: like any linear weight."""
+        return self.linear_prepare(w)
+
+    def head_linear(self, prepared: Any, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(prepared, x)
+
 
 _REGISTRY: dict[str, Callable[[], ExpertKernel]] = {}
 

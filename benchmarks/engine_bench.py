@@ -1,0 +1,232 @@
+"""Our torch MoE engine vs llama.cpp on the same GGUF file: prefill and decode tokens/s, achieved weight bandwidth
+per decoded token against the machine's measured memory bandwidth, peak memory.
+
+    .venv/bin/python benchmarks/engine_bench.py                       # embedded Gemma 3 270M + synthetic OLMoE
+    .venv/bin/python benchmarks/engine_bench.py --models embedded --kernels reference cpu-int8 cpu-int4
+
+Each engine runs in its own process (peak memory = that process's ru_maxrss). Decode: greedy, one token at a time
+after a prefill of --prompt tokens. Active weight bytes per decoded token: every non-expert weight (attention,
+norms, the output head; not the embedding table, of which one row is read) plus top_k/n_experts of the expert
+weights, counted in each engine's own storage format (llama.cpp: the GGUF types; ours: float32 attention and
+head for `reference`, the kernel's int8/int4 bytes for experts and head otherwise).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+# storage bytes per weight of our kernels (int4: 4 bits + a bf16 scale and zero per group of 32)
+OUR_BYTES = {"reference": 4.0, "cpu-int8": 1.0, "cpu-int4": 0.5 + 4 / 32}
+OUR_HEAD_BYTES = {"reference": 4.0, "cpu-int8": 1.0, "cpu-int4": 1.0}
+
+
+def memory_bandwidth_gbs(mb: int = 512, repeats: int = 5) -> float:
+    """Best of `repeats` large tensor copies: bytes read + bytes written per second."""
+    import torch
+
+    src = torch.ones(mb * 1024 * 1024 // 4)
+    dst = torch.empty_like(src)
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        dst.copy_(src)
+        best = min(best, time.perf_counter() - t)
+    return 2 * src.numel() * 4 / best / 1e9
+
+
+def synthetic_olmoe(path: Path, n_layer: int = 2) -> Path:
+    """OLMoE-1B-7B layer shapes (d 2048, 16 heads of 128, 64 experts of width 1024, top-8, vocab 50304) with
+    random Q4_K weights (Q6_K head), `n_layer` layers instead of 16."""
+    import gguf
+
+    from tests.model_runtime.gguf_fixtures import quantized_bytes, tokenizer_metadata
+
+    if path.exists():
+        return path
+    d, h, hd, e, f, v, k = 2048, 16, 128, 64, 1024, 50304, 8
+    rng = np.random.default_rng(0)
+    a = "olmoe"
+    w = gguf.GGUFWriter(str(path), a)
+    w.add_name("synthetic-olmoe")
+    for key, val in {"context_length": 4096, "embedding_length": d, "block_count": n_layer,
+                     "feed_forward_length": f, "attention.head_count": h, "attention.head_count_kv": h,
+                     "expert_count": e, "expert_used_count": k, "vocab_size": v}.items():
+        w.add_uint32(f"{a}.{key}", val)
+    w.add_float32(f"{a}.attention.layer_norm_rms_epsilon", 1e-5)
+    w.add_float32(f"{a}.rope.freq_base", 10000.0)
+    for key, val in tokenizer_metadata(v).items():
+        if isinstance(val, bool):
+            w.add_bool(key, val)
+        elif isinstance(val, int):
+            w.add_uint32(key, val)
+        elif isinstance(val, str):
+            w.add_string(key, val)
+        elif key == "tokenizer.ggml.token_type":
+            w.add_key_value(key, val, gguf.GGUFValueType.ARRAY, gguf.GGUFValueType.INT32)
+        else:
+            w.add_array(key, val)
+
+    def q(name, shape, qt="Q4_K"):
+        data = quantized_bytes(np.broadcast_to(np.float32(0), shape), qt, rng)
+        w.add_tensor(name, data, raw_dtype=gguf.GGMLQuantizationType[qt])
+
+    def norm(name, n):
+        w.add_tensor(name, (1 + 0.1 * rng.standard_normal(n)).astype(np.float32))
+
+    q("token_embd.weight", (v, d))
+    q("output.weight", (v, d), "Q6_K")
+    norm("output_norm.weight", d)
+    for i in range(n_layer):
+        p = f"blk.{i}."
+        norm(p + "attn_norm.weight", d)
+        norm(p + "ffn_norm.weight", d)
+        norm(p + "attn_q_norm.weight", d)
+        norm(p + "attn_k_norm.weight", d)
+        for n in ("attn_q", "attn_k", "attn_v", "attn_output"):
+            q(p + n + ".weight", (d, d))
+        w.add_tensor(p + "ffn_gate_inp.weight", rng.standard_normal((e, d)).astype(np.float32))
+        q(p + "ffn_gate_exps.weight", (e, f, d))
+        q(p + "ffn_up_exps.weight", (e, f, d))
+        q(p + "ffn_down_exps.weight", (e, d, f))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+def active_bytes(path: Path, engine: str) -> float:
+    """Weight bytes read per decoded token (see the module docstring)."""
+    from model_runtime.engine.gguf_file import GGUFModelFile
+
+    f = GGUFModelFile(path)
+    n_exp = int(f.hp("expert_count", 1) or 1)
+    top_k = int(f.hp("expert_used_count", 1) or 1)
+    tied = not f.has("output.weight")
+    total = 0.0
+    for n in f.tensor_names:
+        if n == "token_embd.weight" and not tied:
+            continue
+        frac = top_k / n_exp if "_exps." in n else 1.0
+        numel = float(np.prod(f.shape(n)))
+        if engine == "llamacpp":
+            b = f.nbytes(n)
+        elif n in ("token_embd.weight", "output.weight"):
+            b = numel * OUR_HEAD_BYTES[engine]
+        elif "_exps." in n or n.endswith(("ffn_gate.weight", "ffn_up.weight", "ffn_down.weight")):
+            b = numel * OUR_BYTES[engine]
+        else:
+            b = numel * 4.0
+        total += b * frac
+    return total
+
+
+def run_one(engine: str, path: str, prompt_len: int, n_decode: int, threads: int) -> dict:
+    """In this process: load, prefill `prompt_len` tokens, decode `n_decode` greedily; times and peak memory."""
+    import torch
+
+    torch.set_num_threads(threads)
+    rng = np.random.default_rng(0)
+    prompt = [2] + rng.integers(300, 2000, prompt_len - 1).tolist()
+    t0 = time.perf_counter()
+    if engine == "llamacpp":
+        from llama_cpp import Llama
+
+        llm = Llama(model_path=path, n_ctx=prompt_len + n_decode + 8, n_threads=threads, n_threads_batch=threads,
+                    n_batch=prompt_len + n_decode + 8, verbose=False)
+        load = time.perf_counter() - t0
+        t = time.perf_counter()
+        llm.eval(prompt)
+        prefill = time.perf_counter() - t
+        tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+        t = time.perf_counter()
+        for _ in range(n_decode):
+            llm.eval([tok])
+            tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+        decode = time.perf_counter() - t
+    else:
+        from model_runtime.engine.model import load_transformer
+
+        model, f = load_transformer(path, engine)
+        f.close()
+        load = time.perf_counter() - t0
+        cache = model.new_cache(prompt_len + n_decode + 8)
+        t = time.perf_counter()
+        logits = model.forward(prompt, cache)
+        prefill = time.perf_counter() - t
+        tok = int(torch.argmax(logits[-1]))
+        t = time.perf_counter()
+        for _ in range(n_decode):
+            tok = int(torch.argmax(model.forward([tok], cache)[-1]))
+        decode = time.perf_counter() - t
+    return {"engine": engine, "load_s": round(load, 2), "prefill_tok_s": round(prompt_len / prefill, 1),
+            "decode_tok_s": round(n_decode / decode, 2),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--models", nargs="+", default=["embedded", "synthetic-olmoe"])
+    ap.add_argument("--kernels", nargs="+", default=["reference", "cpu-int8", "cpu-int4"])
+    ap.add_argument("--prompt", type=int, default=64)
+    ap.add_argument("--decode", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--olmoe-layers", type=int, default=2)
+    ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        print(json.dumps(run_one(args.child[0], args.child[1], args.prompt, args.decode, args.threads)))
+        return
+    bw = memory_bandwidth_gbs()
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, threads {args.threads}, "
+          f"load average {os.getloadavg()[0]:.1f}; measured copy bandwidth {bw:.1f} GB/s")
+    rows = []
+    for name in args.models:
+        if name == "embedded":
+            from model_runtime.registry import embedded_model_path
+
+            path = embedded_model_path()
+            kernels = args.kernels
+        elif name == "synthetic-olmoe":
+            path = synthetic_olmoe(Path(tempfile.gettempdir()) / f"moesearch-olmoe-{args.olmoe_layers}l.gguf",
+                                   args.olmoe_layers)
+            kernels = [k for k in args.kernels if k != "reference"]  # float32 experts: 3.2 GB per 2 layers
+        else:
+            path, kernels = Path(name), args.kernels
+        for engine in ["llamacpp", *kernels]:
+            cmd = [sys.executable, __file__, "--child", engine, str(path), "--prompt", str(args.prompt),
+                   "--decode", str(args.decode), "--threads", str(args.threads)]
+            r = subprocess.run(cmd, capture_output=True, text=True)
+            if r.returncode != 0:
+                print(f"{name} {engine} failed: {r.stderr[-2000:]}", file=sys.stderr)
+                continue
+            row = json.loads(r.stdout.strip().splitlines()[-1])
+            ab = active_bytes(path, engine)
+            row.update(model=name, active_mb=round(ab / 1e6, 1),
+                       achieved_gbs=round(ab * row["decode_tok_s"] / 1e9, 2),
+                       of_bandwidth=f"{100 * ab * row['decode_tok_s'] / 1e9 / bw:.0f}%")
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    cols = ["model", "engine", "prefill_tok_s", "decode_tok_s", "active_mb", "achieved_gbs", "of_bandwidth",
+            "peak_rss_mb", "load_s"]
+    print("\n| " + " | ".join(cols) + " |\n|" + " --- |" * len(cols))
+    for r in rows:
+        print("| " + " | ".join(str(r.get(c, "")) for c in cols) + " |")
+
+
+if __name__ == "__main__":
+    main()
