@@ -60,6 +60,9 @@ def init_state(store: Store) -> None:
     if "conv_id" not in ss:
         cid = st.query_params.get("c")
         ss.conv_id = cid if cid and any(c.id == cid for c in store.conversations()) else None
+    elif ss.conv_id and not any(c.id == ss.conv_id for c in store.conversations()):
+        flash("info", "This conversation was deleted (in another tab); ask to start a new one.")
+        open_conversation(None)
     ss.setdefault("review", None)  # {msg_id, question, subs} while a plan waits for the user
     ss.setdefault("action", None)  # what a click asked for, done after the page is drawn
     ss.setdefault("upload_nonce", 0)
@@ -376,4 +379,14 @@ def main() -> None:
         st.rerun()
 
 
-main()
+def run() -> None:
+    """The page; any error becomes one clear message and the next click works again."""
+    try:
+        main()
+    except Exception as e:  # noqa: BLE001 - Streamlit's rerun/stop signals are BaseExceptions and pass through
+        if not getattr(e, "user_facing", False):
+            logging.getLogger("moesearch.ui").exception("the page failed")
+        st.error(escape_md(user_message(e)), icon=":material/error:")
+
+
+run()

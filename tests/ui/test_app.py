@@ -115,3 +115,13 @@ def test_upload_a_file_to_answer_from(ui_env):
     assert len(at.error) == 1 and "broken" in at.error[0].value, [e.value for e in at.error]
     at.button(key=f"rmdoc-{doc.id}").click().run()
     assert store().documents(conv.id) == []
+
+
+def test_a_conversation_deleted_in_another_tab(ui_env):
+    conv_id, _, _ = stored_conversation(store())
+    at = app().run()
+    at.button(key=f"open-{conv_id}").click().run()
+    store().delete_conversation(conv_id)  # another browser tab deletes it
+    at.run()
+    assert not at.exception and "deleted" in at.info[0].value
+    assert "What do you want to know?" in all_markdown(at) and not at.query_params.get("c")
