@@ -34,9 +34,14 @@ class Prefs(BaseModel):
     def model_settings_overrides(self) -> dict[str, Any]:
         if self.model == MODEL_OPENAI:
             return {"backend": "openai", "openai_url": self.openai_url.strip()}
+        # a model file: llama.cpp, or the torch engine when the environment asks for it (never the HTTP backend)
+        from model_runtime.settings import ModelSettings
+
+        backend = ModelSettings().backend
+        backend = "llamacpp" if backend == "openai" else backend
         if self.model == MODEL_GGUF:
-            return {"model": self.gguf_path.strip()}
-        return {"model": self.model}
+            return {"model": self.gguf_path.strip(), "backend": backend}
+        return {"model": self.model, "backend": backend}
 
     def agent_settings_overrides(self) -> dict[str, Any]:
         return {"mode": self.mode, "rounds": self.rounds, "max_searches": self.max_searches,

@@ -22,11 +22,15 @@ def test_stored_values_win_and_bad_ones_are_dropped(monkeypatch):
     assert p.mode == "deep" and p.max_pages == Prefs().max_pages and p.time_range == "week"
 
 
-def test_overrides_for_each_package():
+def test_overrides_for_each_package(monkeypatch):
+    monkeypatch.setenv("MOESEARCH_BACKEND", "openai")  # started against a server, then a model file is picked
     p = Prefs(model=MODEL_OPENAI, openai_url=" http://h:1/v1 ", provider="searxng", searxng_url="http://s:2",
               time_range="any", mode="deep", review_plan=True)
     assert p.model_settings_overrides() == {"backend": "openai", "openai_url": "http://h:1/v1"}
     assert p.retrieval_settings_overrides() == {"search_provider": "searxng", "searxng_url": "http://s:2"}
     a = p.agent_settings_overrides()
     assert a["time_range"] is None and a["mode"] == "deep" and a["review_plan"] is False
-    assert Prefs(model="qwen3-30b-a3b").model_settings_overrides() == {"model": "qwen3-30b-a3b"}
+    assert Prefs(model="qwen3-30b-a3b").model_settings_overrides() == {"model": "qwen3-30b-a3b", "backend": "llamacpp"}
+    monkeypatch.setenv("MOESEARCH_BACKEND", "torch")
+    assert Prefs(model=MODEL_GGUF, gguf_path="/m/x.gguf").model_settings_overrides() == {
+        "model": "/m/x.gguf", "backend": "torch"}
