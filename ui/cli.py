@@ -61,6 +61,14 @@ def ui_command(
     if not port_free(host, port):
         raise PortInUseError(f"port {port} on {host} is already in use; stop what runs there or pick another, "
                              f"e.g. moesearch ui --port {port + 1}")
+    if model:  # a flag wins over what the sidebar stored last time, and is stored in its place
+        from ui.prefs import model_choice
+        from ui.store import Store
+
+        store = Store(settings.db)
+        stored = store.settings().get("prefs")
+        if stored:
+            store.put_settings({"prefs": stored | model_choice(model)})
     env["MOESEARCH_DATA_DIR"] = str(settings.data_dir)
     env["MOESEARCH_DB"] = str(settings.db)
     env.setdefault("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")

@@ -56,6 +56,14 @@ class Prefs(BaseModel):
         return out
 
 
+def model_choice(name: str) -> dict[str, Any]:
+    """The sidebar's model fields for a model name: 'embedded', a preset, or a .gguf path."""
+    name = name.strip()
+    if name.endswith(".gguf") or "/" in name:
+        return {"model": MODEL_GGUF, "gguf_path": name}
+    return {"model": name}
+
+
 def env_defaults() -> Prefs:
     """Prefs as the MOESEARCH_* environment sets them (what `moesearch ui` passes on)."""
     values: dict[str, Any] = {}
@@ -74,10 +82,8 @@ def env_defaults() -> Prefs:
         m = ModelSettings()
         if m.backend == "openai":
             values.update(model=MODEL_OPENAI, openai_url=m.openai_url)
-        elif m.model.endswith(".gguf") or "/" in m.model:
-            values.update(model=MODEL_GGUF, gguf_path=m.model)
         else:
-            values.update(model=m.model)
+            values.update(model_choice(m.model))
     except Exception:  # noqa: BLE001
         pass
     try:

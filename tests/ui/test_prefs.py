@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ui.prefs import MODEL_GGUF, MODEL_OPENAI, Prefs, env_defaults, load_prefs
+from ui.prefs import MODEL_GGUF, MODEL_OPENAI, Prefs, env_defaults, load_prefs, model_choice
 
 
 def test_defaults_follow_the_environment(monkeypatch):
@@ -34,3 +34,8 @@ def test_overrides_for_each_package(monkeypatch):
     monkeypatch.setenv("MOESEARCH_BACKEND", "torch")
     assert Prefs(model=MODEL_GGUF, gguf_path="/m/x.gguf").model_settings_overrides() == {
         "model": "/m/x.gguf", "backend": "torch"}
+
+
+def test_model_choice():
+    assert model_choice("embedded") == {"model": "embedded"}
+    assert model_choice(" ~/m/x.gguf ") == {"model": MODEL_GGUF, "gguf_path": "~/m/x.gguf"}
