@@ -12,6 +12,28 @@ app = typer.Typer(help="moesearch: an AI search engine that runs on your own mac
                   pretty_exceptions_enable=False, add_completion=False)
 
 
+@app.command("ask")
+def ask_command(
+    question: str = typer.Argument(..., help="the question, in quotes"),
+    mode: str = typer.Option(None, "--mode", "-m", help="deep (plan + reflect), quick (one search round) or closed-book"),
+    model: str = typer.Option(None, "--model", help="embedded, a preset name, or a GGUF path"),
+    backend: str = typer.Option(None, "--backend", help="llamacpp, openai or torch"),
+    openai_url: str = typer.Option(None, "--openai-url", help="an OpenAI-compatible server (sets --backend openai)"),
+    provider: str = typer.Option(None, "--provider", help="local (the corpus index) or searxng"),
+    searxng_url: str = typer.Option(None, "--searxng-url", help="search the web through this SearXNG instance"),
+    corpus: str = typer.Option(None, "--corpus", help="search this JSONL file or folder instead of the default corpus"),
+    time_range: str = typer.Option(None, "--time-range", help="day, week, month or year (SearXNG only)"),
+    deadline: float = typer.Option(None, "--deadline", help="seconds; answer from what was found by then"),
+    as_json: bool = typer.Option(False, "--json", help="print the answer, citations and trace as one JSON object"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="do not show the steps while working"),
+) -> None:
+    """Answer a question with citations (offline on the embedded defaults)."""
+    from agent.console import run_ask
+
+    run_ask(question, mode=mode, model=model, backend=backend, openai_url=openai_url, provider=provider, searxng_url=searxng_url,
+            corpus=corpus, time_range=time_range, deadline=deadline, as_json=as_json, quiet=quiet)
+
+
 def _mount_command_groups() -> None:
     for ep in sorted(entry_points(group="moesearch.commands"), key=lambda e: e.name):
         try:

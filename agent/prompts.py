@@ -121,12 +121,17 @@ def answer_prompt(question: str, evidence: list[tuple[int, str, str]],
     )
 
 
+CLOSED_BOOK_EXAMPLE = ("Question: What is the capital of France?\nAnswer: Paris.\n\n"
+                       "Question: Who wrote the play Hamlet?\nAnswer: William Shakespeare.\n\n")
+
+
 def closed_book_prompt(question: str, history: list[tuple[str, str]] | None = None) -> str:
-    return (
-        "Answer the question briefly from what you know. Start with the short answer.\n\n"
-        f"Question: {PLAN_EXAMPLE_QUESTION}\nAnswer: The United States. Jaws was directed by Steven Spielberg, "
-        "who was born in Cincinnati, Ohio.\n\n" + _history_block(history) + f"Question: {question}\nAnswer:"
-    )
+    return ("Answer the question briefly from what you know.\n\n" + CLOSED_BOOK_EXAMPLE + _history_block(history)
+            + f"Question: {question}\nAnswer:")
+
+
+# The worked examples' own words: a weak model sometimes copies them into its answer.
+EXAMPLE_TEXT = ANSWER_EXAMPLE + NOTE_EXAMPLE + CLOSED_BOOK_EXAMPLE
 
 
 # Where a completion-style answer ends: the model starting the next example.
