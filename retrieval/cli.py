@@ -198,7 +198,7 @@ def fetch_command(
     if as_json:
         print(json.dumps({"url": page.url, "requested_url": page.requested_url, "status": page.status,
                           "content_type": page.content_type, "from_cache": page.from_cache, "title": doc.title,
-                          "published": doc.published, "text": doc.text,
+                          "published": doc.published, "author": doc.author, "text": doc.text,
                           "passages": [{"text": p.text, "start": p.start, "end": p.end, "score": p.score}
                                        for p in passages]}, ensure_ascii=False, indent=1))
         return

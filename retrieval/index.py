@@ -26,7 +26,13 @@ INDEX_VERSION = 1
 # "indexed on first use" takes seconds on any machine. Used only when model, chunking and corpus all match.
 SHIPPED_VECTORS = DATA_DIR / "hotpotqa_corpus.vectors.npy"
 SHIPPED_VECTORS_META = DATA_DIR / "hotpotqa_corpus.vectors.json"
-Mode = Literal["bm25", "dense", "fused"]
+Mode = Literal["bm25", "dense", "fused", "rrf"]
+
+
+def _z(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    sd = float(x.std())
+    return (x - x.mean()) / sd if sd > 1e-9 else np.zeros_like(x)
 
 
 @dataclass
@@ -94,6 +100,7 @@ class CorpusIndex:
         self.meta: dict = {}
         self._bm25 = None
         self._faiss = None
+        self._vec_cache: np.ndarray | None = None
         self._embedder = None
 
     # ---------- fingerprints ----------
@@ -152,7 +159,7 @@ class CorpusIndex:
     def _new_faiss(self, vectors: np.ndarray):
         import faiss
 
-        index = faiss.IndexFlatIP(vectors.shape[1] if len(vectors) else self.embedder.dim)
+        index = faiss.IndexFlatIP(vectors.shape[1] if vectors.ndim == 2 and vectors.shape[1] else self.embedder.dim)
         if len(vectors):
             index.add(vectors)
         return index
@@ -173,9 +180,13 @@ class CorpusIndex:
         idx._build_bm25()
         if dense:
             shipped = idx._shipped_vectors(source)
-            first = 0 if shipped is None else len(shipped)
-            rest = idx._embed(range(first, len(idx.passages)), progress)
-            idx._faiss = idx._new_faiss(rest if shipped is None else np.concatenate([shipped, rest]))
+            if shipped is None:
+                idx._faiss = idx._new_faiss(idx._embed(range(len(idx.passages)), progress))
+            elif len(shipped) == len(idx.passages):
+                idx._faiss = idx._new_faiss(shipped)  # no model needed to build
+            else:
+                rest = idx._embed(range(len(shipped), len(idx.passages)), progress)
+                idx._faiss = idx._new_faiss(np.concatenate([shipped, rest]))
         idx.meta = {
             "version": INDEX_VERSION,
             "settings_fingerprint": idx.settings_fingerprint(),
@@ -203,7 +214,7 @@ class CorpusIndex:
             vecs = np.load(SHIPPED_VECTORS).astype(np.float32)
         except (OSError, ValueError, KeyError):
             return None
-        if vecs.shape != (n_source, self.embedder.dim):
+        if vecs.ndim != 2 or vecs.shape != (n_source, int(meta.get("dim", -1))):
             return None
         vecs /= np.linalg.norm(vecs, axis=1, keepdims=True).clip(min=1e-12)
         return np.ascontiguousarray(vecs)
@@ -355,17 +366,28 @@ class CorpusIndex:
             return np.zeros(len(self.passages), dtype=np.float32)
         return np.asarray(self._bm25.get_scores(toks), dtype=np.float32)
 
+    def _vectors(self) -> np.ndarray:
+        if self._vec_cache is None or len(self._vec_cache) != self._faiss.ntotal:
+            self._vec_cache = self._all_vectors()
+        return self._vec_cache
+
     def search(self, query: str, k: int = 10, mode: Mode = "fused", candidates: int | None = None) -> list[PassageRef]:
-        """The best ``k`` passages for ``query``: BM25, dense, or both fused by reciprocal rank fusion."""
+        """The best ``k`` passages for ``query``. ``fused`` (default): z-normalised dense similarity plus
+        ``fusion_bm25_weight`` times z-normalised BM25, over every passage; ``rrf``: reciprocal rank fusion of the
+        two top lists; ``bm25`` or ``dense`` alone."""
         n = len(self.passages)
         if n == 0 or k <= 0:
             return []
         if mode != "bm25" and not self.dense:
             mode = "bm25"
         pool = min(n, candidates or max(100, 10 * k))
+        if mode == "fused":
+            q = self.embedder.encode([query], cache=True)[0]
+            s = _z(self._vectors() @ q) + self.settings.fusion_bm25_weight * _z(self._bm25_scores(query))
+            return self._top(s, k)
         rankings: list[list[int]] = []
         scores: dict[int, float] = {}
-        if mode in ("bm25", "fused"):
+        if mode in ("bm25", "rrf"):
             s = self._bm25_scores(query)
             top = np.argpartition(-s, pool - 1)[:pool] if pool < n else np.arange(n)
             top = top[np.argsort(-s[top], kind="stable")]
@@ -373,18 +395,26 @@ class CorpusIndex:
             rankings.append(top)
             if mode == "bm25":
                 scores = {i: float(s[i]) for i in top}
-        if mode in ("dense", "fused"):
-            q = self.embedder.encode([query])
+        if mode in ("dense", "rrf"):
+            q = self.embedder.encode([query], cache=True)
             sims, ids = self._faiss.search(q, pool)
             top = [int(i) for i in ids[0] if i >= 0]
             rankings.append(top)
             if mode == "dense":
                 scores = {int(i): float(v) for i, v in zip(ids[0], sims[0]) if i >= 0}
-        if mode == "fused":
+        if mode == "rrf":
             scores = rrf(rankings, self.settings.rrf_k)
         best = sorted(scores.items(), key=lambda kv: -kv[1])[:k]
-        return [PassageRef(i, int(self.passages[i, 0]), int(self.passages[i, 1]), int(self.passages[i, 2]), sc)
-                for i, sc in best]
+        return [self._ref(i, sc) for i, sc in best]
+
+    def _ref(self, i: int, score: float) -> PassageRef:
+        return PassageRef(i, int(self.passages[i, 0]), int(self.passages[i, 1]), int(self.passages[i, 2]), score)
+
+    def _top(self, s: np.ndarray, k: int) -> list[PassageRef]:
+        k = min(k, len(s))
+        top = np.argpartition(-s, k - 1)[:k] if k < len(s) else np.arange(len(s))
+        top = top[np.argsort(-s[top], kind="stable")]
+        return [self._ref(int(i), float(s[i])) for i in top]
 
     def search_docs(self, query: str, k: int = 5, mode: Mode = "fused") -> list[tuple[PassageRef, CorpusDoc]]:
         """The best passage of each of the ``k`` best documents."""

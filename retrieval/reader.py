@@ -139,7 +139,7 @@ class Reader:
         import trafilatura
 
         html = decode_body(body, content_type)
-        text, title, date = "", "", None
+        text, title, date, author = "", "", None, None
         try:
             res = trafilatura.bare_extraction(html, url=url, with_metadata=True, include_comments=False,
                                               include_tables=True, favor_precision=False)
@@ -150,6 +150,7 @@ class Reader:
             text = get("text") or ""
             title = get("title") or ""
             date = get("date") or None
+            author = get("author") or None
         if not text.strip():
             text = self._strip_tags(html)
         if not title:
@@ -158,7 +159,7 @@ class Reader:
                 import html as htmlmod
 
                 title = htmlmod.unescape(re.sub(r"\s+", " ", m.group(1))).strip()
-        return Document(url=url, title=title or url, text=_clean(text), published=date)
+        return Document(url=url, title=title or url, text=_clean(text), published=date, author=author)
 
     @staticmethod
     def _strip_tags(html: str) -> str:
@@ -223,7 +224,7 @@ class Reader:
         cand = np.argsort(-bm, kind="stable")[:cap] if len(texts) > cap else np.arange(len(texts))
         vecs = self.embedder.encode([query] + [texts[i] for i in cand])
         dense = vecs[1:] @ vecs[0]
-        fused_arr = _z(dense) + 0.5 * _z(bm[cand])
+        fused_arr = _z(dense) + self.settings.fusion_bm25_weight * _z(bm[cand])
         fused = {int(i): float(f) for i, f in zip(cand, fused_arr)}
         order = sorted(fused, key=lambda i: -fused[i])
         out: list[Passage] = []

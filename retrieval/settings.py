@@ -42,7 +42,8 @@ class RetrievalSettings(BaseSettings):
     embed_max_seq_length: int = Field(256, ge=16)
     max_query_chars: int = Field(1000, ge=1)
     index_passage_words: int = Field(120, ge=10, description="target words per indexed passage")
-    rrf_k: int = Field(60, ge=1)
+    rrf_k: int = Field(60, ge=1, description="k of reciprocal rank fusion (mode rrf)")
+    fusion_bm25_weight: float = Field(0.5, ge=0, description="weight of z-normalised BM25 next to dense similarity")
 
     # fetch
     fetch_timeout_connect_s: float = Field(5.0, gt=0)

@@ -13,6 +13,7 @@ class Document:
     title: str
     text: str
     published: str | None = None
+    author: str | None = None
 
 
 @dataclass
