@@ -189,13 +189,15 @@ def follow(job: Job) -> None:
     while True:
         finished = job.done.is_set()
         if job.started and not started:
-            status.update(label="Working…")
+            status.update(label="Working…", expanded=True)
             started = True
         steps = list(job.steps)
         for line in steps[shown:]:
             status.markdown(line)
         shown = len(steps)
         if job.text != text:
+            if not text:
+                status.update(label="Writing the answer…", expanded=True)
             text = job.text
             text_box.markdown(answer_markdown(text) + " ▌")
         if finished:
@@ -207,8 +209,9 @@ def follow(job: Job) -> None:
 
 
 def ask(store: Store, runner: Runner, prefs: Prefs, question: str, *, msg_id: int | None = None,
-        plan: list[str] | None = None) -> None:
-    """Store the question (or reset the one to retry), then start the agent on it, or plan it for review first."""
+        plan: list[str] | None = None, review: bool = True) -> None:
+    """Store the question (or reset the one to retry), then start the agent on it, or plan it for review first.
+    plan: the reviewed sub-questions (the question itself is always searched too); None lets the agent plan."""
     question = question.strip()
     if not question:
         flash("warning", "The question is empty; type something to ask.")
@@ -219,7 +222,7 @@ def ask(store: Store, runner: Runner, prefs: Prefs, question: str, *, msg_id: in
     else:
         store.set_pending(msg_id)
     history = store.history(conv_id, before=msg_id)
-    if prefs.review_plan and plan is None:
+    if prefs.review_plan and review and plan is None:
         try:
             with st.spinner("Planning…"):
                 subs = runner.plan(question, prefs, history)
@@ -236,18 +239,17 @@ def ask(store: Store, runner: Runner, prefs: Prefs, question: str, *, msg_id: in
 def review_form(msg: Message) -> None:
     review = ss.review
     with st.form(f"review-{msg.id}", border=True):
-        st.markdown("**Review the plan**: edit, remove or add sub\\-questions \\(one per line\\), then search.")
+        st.markdown("**Review the plan**: edit, remove or add sub\\-questions \\(one per line\\), then search. "
+                    "The question itself is always searched too.")
         st.text_area("Sub-questions", value="\n".join(review["subs"]), key=f"plan-{msg.id}", height=140)
         c1, c2 = st.columns(2)
         go = c1.form_submit_button("Search with this plan", type="primary")
         auto = c2.form_submit_button("Let the agent plan")
     if go or auto:
         subs = [s.strip() for s in (ss.get(f"plan-{msg.id}") or "").splitlines() if s.strip()]
-        if go and not subs:
-            st.warning("The plan is empty; write at least one sub-question, or let the agent plan.")
-            return
         ss.review = None
-        ss.action = {"kind": "ask", "question": msg.question, "msg_id": msg.id, "plan": subs if go else []}
+        ss.action = {"kind": "ask", "question": msg.question, "msg_id": msg.id, "plan": subs if go else None,
+                     "review": False}
         st.rerun()
 
 
@@ -373,7 +375,8 @@ def main() -> None:
         action = {"kind": "ask", "question": question}
     if action:
         try:
-            ask(store, runner, prefs, action["question"], msg_id=action.get("msg_id"), plan=action.get("plan"))
+            ask(store, runner, prefs, action["question"], msg_id=action.get("msg_id"), plan=action.get("plan"),
+                review=action.get("review", True))
         except UIError as e:
             flash("error", escape_md(str(e)))
         st.rerun()

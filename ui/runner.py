@@ -131,7 +131,7 @@ class Runner:
                 agent = await asyncio.to_thread(self._get_agent, prefs)
                 docs = await asyncio.to_thread(documents) if callable(documents) else documents
                 stream = agent.astream(job.question, mode=prefs.mode, history=history or None,
-                                       documents=docs or None, plan=plan or None)
+                                       documents=docs or None, plan=plan)
                 async for ev in stream:
                     kind, data = ev.kind, ev.data or {}
                     if kind == "token":
