@@ -225,7 +225,8 @@ def step_line(kind: str, data: dict[str, Any]) -> str | None:
         n = data.get("passages", 0)
         return f"**Read** “{_q(data.get('title') or site_of(data.get('url')), 100)}”: kept {n} passage{'s' if n != 1 else ''}"
     if kind == "note":
-        return f"**Note** on “{_q(data.get('sub_question'), 80)}”: {_q(data.get('text'), 200)}"
+        about = data.get("question") or data.get("sub_question")
+        return f"**Note** on “{_q(about, 80)}”: {_q(data.get('text'), 200)}"
     if kind == "reflect":
         if data.get("decision") == "more":
             new = data.get("new_sub_questions") or []

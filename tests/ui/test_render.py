@@ -113,7 +113,7 @@ def test_step_lines_escape_page_content():
         step_line("fetch", {"url": "https://x.org/a", "ok": True, "from_cache": True}),
         step_line("fetch", {"url": "https://x.org/b", "ok": False, "reason": "robots.txt"}),
         step_line("read", {"url": "https://x.org/a", "title": "<script>alert(1)</script>", "passages": 2}),
-        step_line("note", {"sub_question": "s", "text": "n"}),
+        step_line("note", {"sub_question": "q1", "question": "When was <i>she</i> born?", "text": "n"}),
         step_line("reflect", {"decision": "more", "new_sub_questions": ["next?"]}),
         step_line("reflect", {"decision": "answer", "new_sub_questions": []}),
         step_line("warning", {"message": "deadline reached"}),
@@ -122,4 +122,5 @@ def test_step_lines_escape_page_content():
     assert step_line("token", {"text": "x"}) is None and step_line("answer", {}) is None
     out = html("\n\n".join(lines))
     assert "<script" not in out and "<b>" not in out
+    assert "Note</strong> on “When was &lt;i&gt;she&lt;/i&gt; born?”" in out
     assert "5 hits" in out and "from cache" in out and "robots.txt" in out and "kept 2 passages" in out
