@@ -164,14 +164,20 @@ def make_report(run_ids: list[str], out_dir: str | Path | None = None, *, settin
     md += ["", "## Scores", "", "Percent, mean [95% bootstrap CI]; latency in seconds; tokens are means per question.",
            "", table, ""]
     md += ["## Retrieval vs answer", "",
-           "| run | mode | questions with every gold page read | F1 there | others | F1 there |", "|---|---|---|---|---|---|"]
+           "Answer F1 / Acc (%) on the questions split two ways: were both gold pages read (retrieval), and did a page "
+           "read contain a gold answer (then a wrong answer is the reader's or the model's).", "",
+           "| run | mode | every gold page read: n | F1 | Acc | not all read: n | F1 | Acc "
+           "| answer in a page read: n | F1 | Acc | answer in no page read: n | F1 | Acc |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for run in runs:
         for mode, m in metrics[run.id].items():
             if mode == "closed-book":
                 continue
-            a, b = m["f1_by_recall"]["all_gold_fetched"], m["f1_by_recall"]["not_all_fetched"]
-            md.append(f"| {run.id} | {mode} | {a['n']} | {_pct({'mean': a['f1']})} | {b['n']} | "
-                      f"{_pct({'mean': b['f1']})} |")
+            cells = []
+            for part in (m["f1_by_recall"]["all_gold_fetched"], m["f1_by_recall"]["not_all_fetched"],
+                         m["by_evidence"]["answer_in_pages"], m["by_evidence"]["answer_not_in_pages"]):
+                cells += [str(part["n"]), _pct({"mean": part["f1"]}), _pct({"mean": part["acc"]})]
+            md.append(f"| {run.id} | {mode} | " + " | ".join(cells) + " |")
     md += ["", "## Time per step", "", "Mean seconds per question.", ""]
     kinds = sorted({k for run in runs for m in metrics[run.id].values() for k in m["step_s"]})
     md += ["| run | mode | " + " | ".join(kinds) + " | total latency |", "|---|---|" + "---|" * (len(kinds) + 1)]

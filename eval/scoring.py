@@ -128,12 +128,19 @@ def aggregate(rows: Sequence[Any], *, resamples: int = 1000) -> dict[str, dict[s
             for k, v in st.items():
                 steps[k] += float(v or 0.0)
         m["step_s"] = {k: v / len(rs) for k, v in sorted(steps.items())}
-        # where the pipeline loses: answer F1 when every gold page was fetched vs not
-        full = [float(_get(r, "f1")) for r in rs if _get(r, "recall_fetched") == 1.0]
-        part = [float(_get(r, "f1")) for r in rs if _get(r, "recall_fetched") is not None
-                and _get(r, "recall_fetched") < 1.0]
-        m["f1_by_recall"] = {"all_gold_fetched": {"n": len(full), "f1": sum(full) / len(full) if full else None},
-                             "not_all_fetched": {"n": len(part), "f1": sum(part) / len(part) if part else None}}
+        # where the pipeline loses: answers when every gold page was read vs not, and when a page read held a
+        # gold answer vs not (the first split is retrieval, the second is reading and answering)
+        def split(pred) -> dict[str, Any]:
+            sel = [r for r in rs if pred(r)]
+            n = len(sel)
+            return {"n": n, "f1": sum(float(_get(r, "f1")) for r in sel) / n if n else None,
+                    "acc": sum(float(_get(r, "acc")) for r in sel) / n if n else None}
+
+        rf, gf = "recall_fetched", "gold_in_fetched"
+        m["f1_by_recall"] = {"all_gold_fetched": split(lambda r: _get(r, rf) == 1.0),
+                             "not_all_fetched": split(lambda r: _get(r, rf) is not None and _get(r, rf) < 1.0)}
+        m["by_evidence"] = {"answer_in_pages": split(lambda r: _get(r, gf) == 1.0),
+                            "answer_not_in_pages": split(lambda r: _get(r, gf) == 0.0)}
         out[mode] = m
     order = {"closed-book": 0, "quick": 1, "deep": 2}
     return dict(sorted(out.items(), key=lambda kv: (order.get(kv[0], 9), kv[0])))

@@ -97,7 +97,9 @@ def test_aggregate_counts_failures_as_wrong(eval_env, example, tmp_path):
     assert m["closed-book"]["n"] == 2 and m["closed-book"]["errors"] == 1
     assert m["closed-book"]["f1"]["mean"] == 0.0 and m["closed-book"]["recall_fetched"]["mean"] is None
     assert m["quick"]["recall_fetched"]["mean"] == 0.5  # 1.0 and 0.0
-    assert m["quick"]["f1_by_recall"]["all_gold_fetched"] == {"n": 1, "f1": 1.0}
+    assert m["quick"]["f1_by_recall"]["all_gold_fetched"] == {"n": 1, "f1": 1.0, "acc": 1.0}
+    assert m["quick"]["by_evidence"]["answer_in_pages"] == {"n": 1, "f1": 1.0, "acc": 1.0}
+    assert m["quick"]["by_evidence"]["answer_not_in_pages"] == {"n": 1, "f1": 0.0, "acc": 0.0}
     assert m["quick"]["step_s"]["answer"] == 2.0
     assert m["quick"]["latency_s"]["p50"] == pytest.approx(3.5)
 
