@@ -358,6 +358,7 @@ class Fetcher:
         self._ensure()
         cached = None
         if self._cache is not None:
+            await self._check_resolved(url)  # a cached page is served only where a fetch would be allowed now
             cached = await asyncio.to_thread(self._cache.get, key)
             if cached is not None and self._cache.is_fresh(cached):
                 return self._page_from_cache(cached, url, t0)
@@ -408,6 +409,21 @@ class Fetcher:
         if self._cache is not None:
             await asyncio.to_thread(self._cache.put, key, current, status, ctype, hdrs, body, now)
         return page
+
+    async def _check_resolved(self, url: str) -> None:
+        p = urlsplit(url)
+        host = p.hostname or ""
+        port = p.port or (443 if p.scheme == "https" else 80)
+        if self._allow(host, port) or _parse_ip(host) is not None:
+            return  # allowed, or an IP literal that check_url already judged
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (socket.gaierror, UnicodeError):
+            return  # offline: the cache may answer; a real connection is checked again anyway
+        for info in infos:
+            ip = _parse_ip(info[4][0])
+            if ip is None or ip_is_forbidden(ip):
+                raise BlockedURLError(f"blocked: {host} resolves to a non-public address ({info[4][0]})", url)
 
     def _page_from_cache(self, e, url: str, t0: float) -> Page:
         import json

@@ -207,3 +207,10 @@ def test_cache_survives_a_process_killed_mid_write(tmp_path):
     assert e is not None and len(e.body) == 200_000
     c.put("https://example.org/after", "https://example.org/after", 200, "text/html", {}, b"ok", time.time())
     assert c.get("https://example.org/after").body == b"ok"
+
+
+def test_cached_page_is_not_served_where_a_fetch_would_now_be_blocked(tmp_data_dir, fault_server):
+    url = f"http://localhost:{fault_server.port}/ok?cached-private=1"
+    assert fetch(RetrievalSettings(fetch_allow_hosts=["localhost"]), url).status == 200
+    with pytest.raises(BlockedURLError):
+        fetch(RetrievalSettings(), url)  # same database, no allowance: the cache does not bypass the guard
