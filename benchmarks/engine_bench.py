@@ -7,8 +7,9 @@ per decoded token against the machine's measured memory bandwidth, peak memory.
 Each engine runs in its own process (peak memory = that process's ru_maxrss). Decode: greedy, one token at a time
 after a prefill of --prompt tokens. Active weight bytes per decoded token: every non-expert weight (attention,
 norms, the output head; not the embedding table, of which one row is read) plus top_k/n_experts of the expert
-weights, counted in each engine's own storage format (llama.cpp: the GGUF types; ours: float32 attention and
-head for `reference`, the kernel's int8/int4 bytes for experts and head otherwise).
+weights, counted in each engine's own storage format (llama.cpp: the GGUF types; ours: float32 everywhere for
+`reference`; otherwise the kernel's int8/int4 bytes for experts, int8 for attention projections and the head,
+float32 norms and router).
 """
 
 from __future__ import annotations
@@ -127,8 +128,10 @@ def active_bytes(path: Path, engine: str) -> float:
             b = f.nbytes(n)
         elif n in ("token_embd.weight", "output.weight"):
             b = numel * OUR_HEAD_BYTES[engine]
-        elif "_exps." in n or n.endswith(("ffn_gate.weight", "ffn_up.weight", "ffn_down.weight")):
+        elif "_exps." in n or "_shexp" in n or n.endswith(("ffn_gate.weight", "ffn_up.weight", "ffn_down.weight")):
             b = numel * OUR_BYTES[engine]
+        elif n.endswith(("attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_output.weight")):
+            b = numel * OUR_HEAD_BYTES[engine]
         else:
             b = numel * 4.0
         total += b * frac

@@ -85,13 +85,23 @@ def rope_neox(x: torch.Tensor, table: tuple[torch.Tensor, torch.Tensor], n_rot: 
 
 class Transformer:
     def __init__(self, cfg: ModelConfig, tok_embd: torch.Tensor, output: torch.Tensor | None,
-                 output_norm: torch.Tensor, blocks: list[Block], kernel: ExpertKernel):
+                 output_norm: torch.Tensor, blocks: list[Block], kernel: ExpertKernel, quantize_attention: bool = True):
         self.cfg = cfg
-        self.tok_embd = tok_embd
         self.output_norm = output_norm
-        self.blocks = blocks
         self.kernel = kernel
         self.head = kernel.head_prepare(output if output is not None else tok_embd)
+        # With a quantized kernel, the attention projections (fused q/k/v, and the output) run on it too, and the
+        # embedding table is kept in bfloat16 (one row is read per token); `reference` keeps everything float32.
+        self.quantized = kernel.name != "reference"
+        self.tok_embd = tok_embd.to(torch.bfloat16) if self.quantized else tok_embd
+        self._attn: list[tuple] | None = None
+        if self.quantized and quantize_attention:
+            import dataclasses
+
+            self._attn = [(kernel.head_prepare(torch.cat([b.wq, b.wk, b.wv], 0)), kernel.head_prepare(b.wo))
+                          for b in blocks]
+            blocks = [dataclasses.replace(b, wq=None, wk=None, wv=None, wo=None) for b in blocks]
+        self.blocks = blocks
 
     def with_kernel(self, kernel: str | ExpertKernel) -> "Transformer":
         """The same model with its FFNs and output head on another kernel (needs float32 weights: a model loaded
@@ -156,7 +166,12 @@ class Transformer:
     def _attention(self, i: int, blk: Block, x, rope, cache: KVCache, mask) -> torch.Tensor:
         cfg = self.cfg
         t, hd = x.shape[0], cfg.head_dim
-        q, k, v = x @ blk.wq.T, x @ blk.wk.T, x @ blk.wv.T
+        qd, kd = cfg.n_head * hd, cfg.n_head_kv * hd
+        if self._attn is not None:
+            qkv = self.kernel.head_linear(self._attn[i][0], x)
+            q, k, v = qkv[:, :qd], qkv[:, qd:qd + kd], qkv[:, qd + kd:]
+        else:
+            q, k, v = x @ blk.wq.T, x @ blk.wk.T, x @ blk.wv.T
         if blk.bq is not None:
             q, k, v = q + blk.bq, k + blk.bk, v + blk.bv
         if cfg.qk_norm == "full":
@@ -183,7 +198,8 @@ class Transformer:
         else:
             scores = (qh @ keys.transpose(1, 2)) * cfg.attn_scale + mask
             out = torch.softmax(scores, -1) @ vals
-        return out.transpose(0, 1).reshape(t, cfg.n_head * hd) @ blk.wo.T
+        out = out.transpose(0, 1).reshape(t, qd)
+        return self.kernel.head_linear(self._attn[i][1], out) if self._attn is not None else out @ blk.wo.T
 
 
 def load_transformer(path, kernel: str | ExpertKernel = "reference") -> tuple[Transformer, GGUFModelFile]:

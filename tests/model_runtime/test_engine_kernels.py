@@ -1,14 +1,16 @@
 """CPU int8/int4 expert kernels against `reference`: one group of experts, a random MoE model, the embedded model.
 
-Bounds (measured values in brackets, bounds about 2-3x above them):
+Bounds (measured values in brackets). Quantized kernels also run the attention projections and the output head
+(int8 for both kernels); top-1 agreement over a prefill batch counts early, high-entropy positions where the
+first two tokens are near-ties, so KL is the main criterion.
 - one expert group, relative L2 error of the output: int8 (per-row scales, activations 7-bit per call with
   outlier channels in float) < 0.03 [~0.01]; int4 (groups of 32, bfloat16 activations) < 0.15 [~0.07].
-- whole models, next-token distributions vs `reference` for a prefill batch and for single-token decode steps:
-  a random olmoe-shaped model (random routers flip experts on small errors, so it is noisier than trained
-  weights): int8 mean KL < 0.02 [0.002-0.003], top-1 >= 0.85 [0.97-1.0]; int4 mean KL < 0.3 [0.10-0.11],
-  top-1 >= 0.65 [0.78-0.88].
-  the embedded Gemma 3 270M (weights already 4-6 bit, so int4 re-quantizes quantized weights):
-  int8 mean KL < 0.05, top-1 >= 0.8; int4 mean KL < 0.4, top-1 >= 0.6.
+- a random olmoe-shaped model (random routers flip experts on small errors, so it is noisier than trained
+  weights), prefill / decode: int8 mean KL < 0.02 [0.007 / 0.004], top-1 >= 0.85 [0.95 / 1.0];
+  int4 mean KL < 0.3 [0.06 / 0.07], top-1 >= 0.65 [0.83 / 0.94].
+- the embedded Gemma 3 270M (weights already 4-6 bit, so int4 re-quantizes quantized weights), prefill / decode:
+  int8 mean KL < 0.05 [0.019 / 0.003], top-1 >= 0.7 [0.81 / 1.0];
+  int4 mean KL < 0.4 [0.15 / 0.04], top-1 >= 0.65 [0.81 / 1.0].
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from tests.model_runtime.gguf_fixtures import embedded_transformer, kl_per_posit
 
 GROUP_BOUND = {"cpu-int8": 0.03, "cpu-int4": 0.15}
 RANDOM_BOUND = {"cpu-int8": (0.02, 0.85), "cpu-int4": (0.3, 0.65)}
-EMBEDDED_BOUND = {"cpu-int8": (0.05, 0.8), "cpu-int4": (0.4, 0.6)}
+EMBEDDED_BOUND = {"cpu-int8": (0.05, 0.7), "cpu-int4": (0.4, 0.65)}
 
 
 def test_registry():

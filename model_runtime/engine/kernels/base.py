@@ -105,7 +105,8 @@ class ExpertKernel(ABC):
         return x @ prepared.T
 
     def head_prepare(self, w: torch.Tensor) -> Any:
-        """Prepare the output head [V, D]; default: like any linear weight."""
+        """Prepare a non-expert weight [N, D] (attention projections, the output head); default: like any linear
+        weight. A kernel may keep these at a higher precision than the experts."""
         return self.linear_prepare(w)
 
     def head_linear(self, prepared: Any, x: torch.Tensor) -> torch.Tensor:
