@@ -85,6 +85,11 @@ def _z(x: np.ndarray) -> np.ndarray:
     return (x - x.mean()) / sd if sd > 1e-9 else np.zeros_like(x)
 
 
+def _is_heading(text: str) -> bool:
+    """A short block without sentence punctuation: a title, a tagline, a menu line."""
+    return len(text.split()) < 12 and not re.search(r"[.!?][\"'”’)\]]*$", text.strip())
+
+
 class Reader:
     def __init__(self, settings: RetrievalSettings | None = None):
         self.settings = settings or RetrievalSettings()
@@ -207,8 +212,11 @@ class Reader:
     # ---------- ranking ----------
     def passages(self, document: Document) -> list[tuple[int, int]]:
         s = self.settings
-        return [(sp.start, sp.end) for sp in chunk_spans(document.text, s.passage_target_words, s.passage_max_words,
-                                                         s.passage_overlap_sentences)]
+        spans = [(sp.start, sp.end) for sp in chunk_spans(document.text, s.passage_target_words, s.passage_max_words,
+                                                          s.passage_overlap_sentences, blocks=True)]
+        # headings and taglines ("Shirley Temple / From LocalWiki") say nothing a citation could rest on
+        prose = [(a, b) for a, b in spans if not _is_heading(document.text[a:b])]
+        return prose or spans
 
     def rank(self, document: Document, query: str, k: int = 5) -> list[Passage]:
         """The ``k`` passages of ``document`` that best answer ``query`` (BM25 + embeddings, fused), best first;

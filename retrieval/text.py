@@ -86,9 +86,14 @@ def word_count(text: str) -> int:
     return len(text.split())
 
 
-def chunk_spans(text: str, target_words: int = 100, max_words: int = 150, overlap_sentences: int = 0) -> list[Span]:
+def chunk_spans(text: str, target_words: int = 100, max_words: int = 150, overlap_sentences: int = 0,
+                blocks: bool = False) -> list[Span]:
     """Passages made of whole sentences: about ``target_words`` words, never more than ``max_words`` (a longer
-    sentence is cut on word boundaries); consecutive passages share ``overlap_sentences`` sentences."""
+    sentence is cut on word boundaries); consecutive passages share ``overlap_sentences`` sentences.
+
+    blocks=True: a line break is a hard boundary. Extracted web pages put one block per line, and the extractor may
+    reorder blocks (a heading after the body), so a passage that crossed a line could quote text that is not
+    contiguous on the page."""
     sents: list[Span] = []
     for s in split_sentences(text):
         sents.extend(_split_long(text, s, max_words))
@@ -99,13 +104,16 @@ def chunk_spans(text: str, target_words: int = 100, max_words: int = 150, overla
     while i < n:
         j = i
         words = 0
-        while j < n and (words == 0 or (words < target_words and words + counts[j] <= max_words)):
+        while j < n and (words == 0 or (words < target_words and words + counts[j] <= max_words
+                                        and not (blocks and "\n" in text[sents[j - 1].end:sents[j].start]))):
             words += counts[j]
             j += 1
         chunks.append(Span(sents[i].start, sents[j - 1].end))
         if j >= n:
             break
         back = min(overlap_sentences, j - i - 1)
+        if blocks and "\n" in text[sents[j - 1].end:sents[j].start]:
+            back = 0  # the chunk ended at a block boundary: the next one starts fresh
         i = j - back if back > 0 else j
     return chunks
 

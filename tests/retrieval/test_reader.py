@@ -140,3 +140,25 @@ def test_ranking_puts_the_answer_first_on_real_articles(shared_data, reader, nam
     for p in passages:
         assert doc.text[p.start:p.end] == p.text
     assert passages[0].score >= passages[1].score
+
+
+def test_every_passage_is_contiguous_text_of_the_page(localweb, reader):
+    """The extractor may move a heading after the body; a passage must still be quotable as it stands on the page."""
+    import html
+    import re
+
+    for path in ("/wiki/Kiss_and_Tell_(1945_film)", "/wiki/Shirley_Temple"):
+        page = fetch_local(localweb, path)
+        visible = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page.body.decode())).split())
+        passages = reader.read(page, "Corliss Archer Kiss and Tell Shirley Temple government position", k=5)
+        assert passages
+        for p in passages:
+            assert " ".join(p.text.split()) in visible
+            assert p.text.rstrip()[-1] in ".!?\"')”’]", "headings and taglines are not passages"
+
+
+def test_a_line_break_is_a_hard_passage_boundary():
+    text = "Kiss and Tell is a film. It stars Shirley Temple.\nKiss and Tell (1945 film)\nFrom LocalWiki."
+    spans = chunk_spans(text, 100, 150, 1, blocks=True)
+    assert [text[s.start:s.end] for s in spans][0] == "Kiss and Tell is a film. It stars Shirley Temple."
+    assert len(chunk_spans(text, 100, 150, 1)) == 1  # plain chunking (the corpus index) is unchanged
