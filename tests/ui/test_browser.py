@@ -26,36 +26,54 @@ ANSWER_TIMEOUT_MS = 840_000  # the first question builds the corpus index; the m
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="chromium not installed (apt-get install chromium)")
 
 
-@pytest.fixture
-def ui_server(ui_env, evil_web, tmp_path):
-    port = free_port()
-    env = dict(os.environ) | ui_env | {"MOESEARCH_FETCH_ALLOW_HOSTS": f"127.0.0.1:{evil_web.port}"}
-    log = (tmp_path / "ui.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "ui", "--port", str(port)], cwd=ROOT, env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
+class UIServer:
+    """`moesearch ui` in a subprocess on a free port of 127.0.0.1; stopped by the test."""
+
+    def __init__(self, env: dict[str, str], log: Path):
+        self.env, self.log_path = env, log
+        self.url = ""
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "UIServer":
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = self.log_path.open("a")
+        self.proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "ui", "--port", str(self.port)], cwd=ROOT,
+                                     env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 90
         while True:
             try:
-                if httpx.get(url + "/_stcore/health", timeout=2).status_code == 200:
-                    break
+                if httpx.get(self.url + "/_stcore/health", timeout=2).status_code == 200:
+                    return self
             except httpx.HTTPError:
                 pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError("moesearch ui did not start:\n" + (tmp_path / "ui.log").read_text()[-3000:])
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise AssertionError("moesearch ui did not start:\n" + self.log_path.read_text()[-3000:])
             time.sleep(0.5)
-        yield url
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+            self.log.close()
+            if os.environ.get("MOESEARCH_UI_TEST_LOG"):
+                print(self.log_path.read_text()[-5000:])
+
+
+@pytest.fixture
+def ui_server(ui_env, evil_web, tmp_path):
+    env = dict(os.environ) | ui_env | {"MOESEARCH_FETCH_ALLOW_HOSTS": f"127.0.0.1:{evil_web.port}"}
+    server = UIServer(env, tmp_path / "ui.log").start()
+    try:
+        yield server.url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-        if os.environ.get("MOESEARCH_UI_TEST_LOG"):
-            print((tmp_path / "ui.log").read_text()[-5000:])
+        server.stop()
 
 
 @pytest.fixture
@@ -170,3 +188,29 @@ def test_ask_cite_reload_history_and_script_title(ui_server, evil_web, page):
     assert page.evaluate("window.__pwned") is None
     assert page.locator("img[src='x']").count() == 0
     assert not errors, errors
+
+
+def test_a_restart_mid_answer_loses_nothing(ui_env, tmp_path, page):
+    """The question is stored before the agent starts: stop the app while it answers, start it again, and the
+    question is still in the history, unanswered, with a retry."""
+    from playwright.sync_api import expect
+
+    server = UIServer(dict(os.environ) | ui_env, tmp_path / "ui.log").start()
+    try:
+        page.goto(server.url)
+        chat = page.get_by_placeholder("Ask anything")
+        chat.fill(SAMPLE)
+        chat.press("Enter")
+        expect(page.get_by_test_id("stChatMessage").nth(1)).to_be_visible()  # the agent is at work
+    finally:
+        server.stop()
+    server.start()  # the same data folder and database
+    try:
+        page.goto(server.url)
+        page.get_by_test_id("stSidebar").get_by_role("button", name="What government position").click()
+        expect(page.get_by_test_id("stChatMessage").first).to_contain_text("Corliss Archer")
+        expect(page.get_by_text("This question has no answer yet")).to_be_visible()
+        expect(page.get_by_role("button", name="Retry")).to_be_visible()
+        shot(page, "restart")
+    finally:
+        server.stop()
