@@ -131,8 +131,8 @@ def sidebar_reading(store: Store, prefs: Prefs, settings: UISettings) -> None:
                 data = up.getvalue()
                 check_upload(up.name, data, settings.ui_max_upload_mb)
                 doc = to_document(data, up.name, url=None)
-                store.add_document(ensure_conversation(store), up.name, data, content_type=up.type,
-                                   title=doc.title or up.name)
+                store.add_document(ensure_conversation(store), up.name, data, title=doc.title or up.name)
+                # no content type: browsers send application/octet-stream for .md; the file name says more
                 flash("success", f"Read {escape_md(up.name)}")
             except Exception as e:  # noqa: BLE001
                 flash("error", escape_md(user_message(e)))

@@ -139,7 +139,7 @@ def source_card_markdown(c: Any) -> str:
     if c.get("published"):
         meta.append(escape_md(c["published"]))
     if safe_url(url) is None and url:
-        meta.append("link not shown: not an http\\(s\\) URL")
+        meta.append("uploaded file" if str(url).startswith("file:") else "link not shown: not an http\\(s\\) URL")
     return head + ("  \n" + " · ".join(meta) if meta else "")
 
 

@@ -82,6 +82,8 @@ def test_source_card_escapes_the_title_and_links_only_http():
     bad = html(source_card_markdown(CITES[1]))
     assert "<script" not in bad and "&lt;script&gt;alert(2)&lt;/script&gt;" in bad and "<a " not in bad
     assert "not an http(s) URL" in bad
+    up = html(source_card_markdown(Citation(3, "file:notes.md", "Notes", "q")))
+    assert "uploaded file" in up and "<a " not in up
 
 
 def test_quote_markdown_is_a_block_quote_of_plain_text():
