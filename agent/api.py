@@ -167,14 +167,16 @@ class SearchAgent:
                 emit(None)
 
         task = asyncio.create_task(work())
+        finished = False
         try:
             while True:
                 event = await queue.get()
                 if event is None:
+                    finished = True
                     break
                 yield event
         finally:
-            if not task.done():
+            if not finished:  # the caller stopped listening: stop the work too
                 task.cancel()
             await asyncio.gather(task, return_exceptions=True)
 

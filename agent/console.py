@@ -62,6 +62,10 @@ def describe(event) -> str | None:
 
 
 def run_ask(question: str, *, as_json: bool = False, quiet: bool = False, **options) -> None:
+    if not question.strip():
+        from agent.errors import EmptyQuestionError
+
+        raise EmptyQuestionError()
     err = Console(stderr=True, highlight=False)
     out = Console(highlight=False, soft_wrap=True)
     agent = build_agent(**options)

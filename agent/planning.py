@@ -51,7 +51,8 @@ def clean_plan(raw: object, question: str, max_sub_questions: int) -> tuple[list
         if not isinstance(item, dict) or not isinstance(item.get("question"), str):
             problems.append(f"sub-question {i + 1} is not text")
             continue
-        text = " ".join(item["question"].split())
+        # a small model's string may run on past a newline into more prompt-like text: keep the first line
+        text = " ".join(item["question"].strip().split("\n")[0].split())
         known = {s.id for s in out}
         sid = item.get("id") if isinstance(item.get("id"), str) and re.fullmatch(r"q[1-9]", item.get("id", "")) \
             and item["id"] not in known else f"q{len(out)}"

@@ -83,7 +83,8 @@ class QuestionRun:
         try:
             c = await asyncio.to_thread(self.llm.generate, prompt, max_tokens=max_tokens,
                                         temperature=self.settings.temperature, stop=stop, json_schema=json_schema)
-        except ModelOutputError:
+        except ModelOutputError as e:  # recorded, then the caller falls back
+            self.step(kind, label, t0, error=str(e).splitlines()[0])
             raise
         except Exception as e:  # noqa: BLE001
             if getattr(e, "user_facing", False):

@@ -87,7 +87,9 @@ def parse_json_output(text: str, schema: dict) -> Any:
     errors = []
     for candidate in (body, _close_brackets(body)):
         try:
-            value, _ = json.JSONDecoder().raw_decode(candidate)  # ignores prose after the JSON value
+            # raw_decode ignores prose after the JSON value; strict=False accepts the raw newlines and tabs inside
+            # strings that grammar-constrained small models write
+            value, _ = json.JSONDecoder(strict=False).raw_decode(candidate)
         except json.JSONDecodeError as e:
             errors.append(str(e))
             continue

@@ -83,10 +83,9 @@ def test_reading_given_documents_cites_them(local_agent):
     assert "search" not in [s.kind for s in answer.trace]
 
 
-def test_web_search_over_real_http(embedded_llm, retrieval_settings, shared_data):
+def test_web_search_over_real_http(embedded_llm, retrieval_settings):
     from retrieval import LocalWeb
 
-    texts = corpus_texts(shared_data)
     with LocalWeb() as web:
         settings = retrieval_settings.model_copy(update={"search_provider": "searxng", "searxng_url": web.search_url})
         with SearchAgent(AgentSettings(max_pages=2, deadline_s=600), llm=embedded_llm,
@@ -98,14 +97,28 @@ def test_web_search_over_real_http(embedded_llm, retrieval_settings, shared_data
                     events.append(e)
 
             asyncio.run(collect())
-    answer = events[-1].data["answer"]
-    fetches = [e.data for e in events if e.kind == "fetch"]
-    assert fetches and all(f["url"].startswith(web.url) for f in fetches)
-    assert len(answer.fetched_urls) <= 2
-    assert any("page budget" in (f["reason"] or "") for f in fetches if not f["ok"]) or len(fetches) <= 2
-    for c in answer.citations:
-        assert c.url.startswith(web.url)
-        assert c.quote in texts[c.title]
+        answer = events[-1].data["answer"]
+        fetches = [e.data for e in events if e.kind == "fetch"]
+        assert fetches and all(f["url"].startswith(web.url) for f in fetches)
+        assert 1 <= len(answer.fetched_urls) <= 2  # the page budget
+        assert any("page budget" in (f["reason"] or "") for f in fetches if not f["ok"]) or len(fetches) <= 2
+        assert answer.citations
+        for c in answer.citations:  # every citation quotes text that is on a page that was fetched
+            assert c.url in answer.fetched_urls
+            assert _squash(c.quote) in _squash(page_text(c.url))
+
+
+def _squash(text: str) -> str:
+    return " ".join(text.split())
+
+
+def page_text(url: str) -> str:
+    import html
+    import re
+
+    import httpx
+
+    return html.unescape(re.sub(r"<[^>]+>", " ", httpx.get(url).text))
 
 
 def test_user_errors_have_clear_messages(embedded_llm, retrieval_settings, local_agent):
@@ -163,7 +176,7 @@ def test_the_plan_can_be_reviewed_and_edited_before_any_action(local_agent):
     planned = [s["question"] for s in events[0].data["sub_questions"]]
     assert planned == [SAMPLE, *edited] and not events[0].data["awaiting_review"]
     searched = [e.data["query"] for e in events if e.kind == "search"]
-    assert set(searched) == {SAMPLE, *edited}
+    assert set(searched[:3]) == {SAMPLE, *edited}  # round 1 searches exactly the approved plan (reflect may add)
     assert events[-1].kind == "answer"
 
 
