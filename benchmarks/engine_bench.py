@@ -4,7 +4,7 @@ per decoded token against the machine's measured memory bandwidth, peak memory.
     .venv/bin/python benchmarks/engine_bench.py                       # embedded Gemma 3 270M + synthetic OLMoE
     .venv/bin/python benchmarks/engine_bench.py --models embedded --kernels reference cpu-int8 cpu-int4
 
-Each engine runs in its own process (peak memory = that process's ru_maxrss). Decode: greedy, one token at a time
+Each engine runs in its own process (peak memory = that process's peak resident set, VmHWM). Decode: greedy, one token at a time
 after a prefill of --prompt tokens. Active weight bytes per decoded token: every non-expert weight (attention,
 norms, the output head; not the embedding table, of which one row is read) plus top_k/n_experts of the expert
 weights, counted in each engine's own storage format (llama.cpp: the GGUF types; ours: float32 everywhere for
@@ -35,18 +35,24 @@ OUR_BYTES = {"reference": 4.0, "cpu-int8": 1.0, "cpu-int4": 0.5 + 4 / 32}
 OUR_HEAD_BYTES = {"reference": 4.0, "cpu-int8": 1.0, "cpu-int4": 1.0}
 
 
-def memory_bandwidth_gbs(mb: int = 512, repeats: int = 5) -> float:
-    """Best of `repeats` large tensor copies: bytes read + bytes written per second."""
+def memory_bandwidth_gbs(threads: int, mb: int = 1024, repeats: int = 7) -> tuple[float, float]:
+    """Best of `repeats` passes over a tensor much larger than the caches, with `threads` threads: (read GB/s of a
+    sum, which reads like a weight-bound matmul; copy GB/s counting bytes read + written)."""
     import torch
 
+    torch.set_num_threads(threads)
     src = torch.ones(mb * 1024 * 1024 // 4)
     dst = torch.empty_like(src)
-    best = float("inf")
+    best_read = best_copy = float("inf")
     for _ in range(repeats):
         t = time.perf_counter()
+        src.sum()
+        best_read = min(best_read, time.perf_counter() - t)
+        t = time.perf_counter()
         dst.copy_(src)
-        best = min(best, time.perf_counter() - t)
-    return 2 * src.numel() * 4 / best / 1e9
+        best_copy = min(best_copy, time.perf_counter() - t)
+    n = src.numel() * 4
+    return n / best_read / 1e9, 2 * n / best_copy / 1e9
 
 
 def synthetic_olmoe(path: Path, n_layer: int = 2) -> Path:
@@ -178,7 +184,19 @@ def run_one(engine: str, path: str, prompt_len: int, n_decode: int, threads: int
         decode = time.perf_counter() - t
     return {"engine": engine, "load_s": round(load, 2), "prefill_tok_s": round(prompt_len / prefill, 1),
             "decode_tok_s": round(n_decode / decode, 2),
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+            "peak_rss_mb": peak_rss_mb()}
+
+
+def peak_rss_mb() -> int:
+    """Peak resident memory of this process's address space (VmHWM; ru_maxrss would carry over the parent's
+    peak across fork + exec)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024)
+    except OSError:
+        pass
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
 def main() -> None:
@@ -194,9 +212,10 @@ def main() -> None:
     if args.child:
         print(json.dumps(run_one(args.child[0], args.child[1], args.prompt, args.decode, args.threads)))
         return
-    bw = memory_bandwidth_gbs()
+    bw, copy_bw = memory_bandwidth_gbs(args.threads)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, threads {args.threads}, "
-          f"load average {os.getloadavg()[0]:.1f}; measured copy bandwidth {bw:.1f} GB/s")
+          f"load average {os.getloadavg()[0]:.1f}; measured memory bandwidth: read {bw:.1f} GB/s, "
+          f"copy {copy_bw:.1f} GB/s (read + write)")
     rows = []
     for name in args.models:
         if name == "embedded":
