@@ -28,7 +28,7 @@ async def write_answer(run: QuestionRun, notes: list[tuple[str, str]]) -> Answer
         return _answer(run, text, [], settled=False)
 
     run.check_deadline_before_answer()
-    frame = prompts.answer_prompt(run.question, [], run.history, notes)
+    frame = prompts.answer_prompt(run.question, [], run.history)
     budget = s.evidence_tokens or max(256, run.llm.context_window - run.llm.count_tokens(frame)
                                       - s.answer_tokens - 64)
     shown, cut = run.pool.select(run.question, [n for _, n in notes], s.max_evidence, budget, run.llm.count_tokens)
@@ -38,23 +38,28 @@ async def write_answer(run: QuestionRun, notes: list[tuple[str, str]]) -> Answer
         run.emit("token", text=NO_EVIDENCE)
         return _answer(run, NO_EVIDENCE, [], settled=False)
 
+    # the notes choose and order the evidence (select); the prompt shows only evidence, which a small model
+    # cannot confuse with instructions to copy
     prompt = prompts.answer_prompt(run.question, [(i + 1, e.title, e.prompt_text()) for i, e in enumerate(shown)],
-                                   run.history, notes)
+                                   run.history)
     raw, _ = await run.stream_answer(prompt, s.answer_tokens, prompts.STOPS)
-    checked = check_citations(_drop_example_echo(_tidy(raw), shown), shown)
+    checked = check_citations(_drop_example_echo(_tidy(raw), shown), shown, question=run.question)
     text, cited, settled = checked.text, checked.cited, checked.settled
     if not cited:  # nothing the model wrote is backed by the evidence: quote the best passage instead
         best, sentence = _best_sentence(run.question, shown)
         text = f"{UNSETTLED_NOTE} The most relevant source says: \"{sentence}\" [1]"
         cited, settled = [best], False
-    run.trace[-1].detail.update(removed=checked.removed, replaced=checked.replaced, dropped=checked.dropped,
+    run.trace[-1].detail.update(raw=raw[:1000], removed=checked.removed, replaced=checked.replaced, dropped=checked.dropped,
                                 added=checked.added, shown=len(shown))
     return _answer(run, text, cited, settled=settled)
 
 
 def _tidy(text: str) -> str:
-    """The answer without the prompt's scaffolding a base model sometimes repeats."""
-    text = re.split(r"\n\s*(?:Question|Evidence|Answer|Plan|Note):", text)[0]
+    """The answer without the prompt's scaffolding a base model sometimes repeats: field names, a copied evidence
+    line ("[2] Title: <<<...>>>"), the quoting delimiters."""
+    text = re.split(r"\n\s*(?:Question|Evidence|Answer|Plan|Note|Findings)\b[^\n]*:|\n\s*\[\d+\]\s", text)[0]
+    text = re.sub(r"\[\d+\]\s*[^\[\]<>«»\n]{0,120}:\s*(<<<|«)", "", text)  # "[n] Title: <<<" mid-line
+    text = re.sub(r"<<<|>>>|<<|>>|[«»‹›]", " ", text)
     return " ".join(text.split()).strip()
 
 

@@ -32,17 +32,37 @@ class CheckResult:
     sentences: list[dict] = field(default_factory=list)  # per sentence: text, cites, support
 
 
-def support(sentence: str, ev: Evidence) -> float:
-    return coverage(key_terms(strip_citations(sentence)), key_terms(ev.title + " " + ev.text))
+def support(sentence: str, ev: Evidence, question: str = "") -> float:
+    """How much of what the sentence claims the passage contains: the share of its key terms found in the passage
+    and its title, counting only the terms the question did not already give (when there are any)."""
+    return coverage(claim_terms(sentence, question), key_terms(ev.title + " " + ev.text))
 
 
-def check_citations(answer: str, shown: list[Evidence], threshold: float = SUPPORT_THRESHOLD) -> CheckResult:
+def claim_terms(sentence: str, question: str = "") -> set[str]:
+    terms = key_terms(strip_citations(sentence))
+    return (terms - key_terms(question)) or terms
+
+
+def _bridge(sentence: str, primary: Evidence, shown: list[Evidence]) -> int | None:
+    """A second passage that covers the sentence's restated question terms the first one lacks (a multi-hop
+    sentence: "the actress who played X was ambassador" = [the film page] + [the actress page])."""
+    terms = key_terms(strip_citations(sentence))
+    missing = terms - key_terms(primary.title + " " + primary.text)
+    if len(missing) < 2:
+        return None
+    gain = {n: len(missing & key_terms(e.title + " " + e.text)) for n, e in enumerate(shown, 1) if e is not primary}
+    best = max(gain, key=gain.get, default=None)
+    return best if best is not None and gain[best] >= max(2, len(missing) // 2) else None
+
+
+def check_citations(answer: str, shown: list[Evidence], threshold: float = SUPPORT_THRESHOLD,
+                    question: str = "") -> CheckResult:
     """Check `answer` (citing `shown` as [1]..[len(shown)]) and renumber what stays in order of first use."""
     result = CheckResult("", [], False)
     pieces, last = [], 0
     for start, end in sentence_spans(answer):
         pieces.append(answer[last:start])
-        pieces.append(_check_sentence(answer[start:end], shown, threshold, result))
+        pieces.append(_check_sentence(answer[start:end], shown, threshold, result, question))
         last = end
     pieces.append(answer[last:])
     checked = "".join(pieces).strip()
@@ -62,7 +82,8 @@ def check_citations(answer: str, shown: list[Evidence], threshold: float = SUPPO
     return result
 
 
-def _check_sentence(sentence: str, shown: list[Evidence], threshold: float, result: CheckResult) -> str:
+def _check_sentence(sentence: str, shown: list[Evidence], threshold: float, result: CheckResult,
+                    question: str = "") -> str:
     terms = key_terms(strip_citations(sentence))
     valid = []
     for n in cited_numbers(sentence):
@@ -70,10 +91,10 @@ def _check_sentence(sentence: str, shown: list[Evidence], threshold: float, resu
             valid.append(n)
         else:
             result.removed += 1
-    scores = {n: support(sentence, shown[n - 1]) for n in valid}
+    scores = {n: support(sentence, shown[n - 1], question) for n in valid}
     keep = [n for n in dict.fromkeys(valid) if scores[n] >= threshold]
-    best = max(range(1, len(shown) + 1), key=lambda n: support(sentence, shown[n - 1]), default=None)
-    best_score = support(sentence, shown[best - 1]) if best else 0.0
+    best = max(range(1, len(shown) + 1), key=lambda n: support(sentence, shown[n - 1], question), default=None)
+    best_score = support(sentence, shown[best - 1], question) if best else 0.0
     if not keep and terms and best and best_score >= threshold and not _UNSURE.search(sentence):
         if valid:
             result.replaced += 1
@@ -84,6 +105,9 @@ def _check_sentence(sentence: str, shown: list[Evidence], threshold: float, resu
         result.dropped += len(valid)
     else:
         result.dropped += len(set(valid) - set(keep))
+    if keep and len(keep) == 1 and (second := _bridge(sentence, shown[keep[0] - 1], shown)) is not None:
+        keep.append(second)
+        scores.setdefault(second, support(sentence, shown[second - 1], question))
     bare = strip_citations(sentence)
     marks = "".join(f"[{n}]" for n in keep)
     if bare and bare[-1] in ".!?" and marks:

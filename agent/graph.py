@@ -15,7 +15,7 @@ from langgraph.types import Send
 
 from agent import prompts
 from agent.answering import write_answer
-from agent.planning import SubQuestion, clean_plan, question_itself, ready, resolve
+from agent.planning import SubQuestion, clean_plan, new_words, question_itself, ready, resolve
 from agent.run import QuestionRun
 
 
@@ -117,8 +117,9 @@ async def act_node(payload: dict, config) -> dict:
     for doc in docs:
         kept.extend(await run.read(doc, query, sub))
     note = ""
-    # q0 (the question itself) needs no note: its evidence goes straight to the answer
-    if run.mode == "deep" and run.settings.notes and kept and sub.id != "q0" and not run.expired():
+    # a note per sub-question: the answer found so far, whose new entities the next round searches (deep mode)
+    if run.mode == "deep" and run.settings.notes and kept and not config["configurable"].get("documents") \
+            and not run.expired():
         best = sorted(kept, key=lambda e: e.score, reverse=True)[:4]
         c = await run.generate("note", sub.question, prompts.note_prompt(
             query, [(i + 1, e.title, e.prompt_text()) for i, e in enumerate(best)]), max_tokens=48,
@@ -146,13 +147,25 @@ async def reflect_node(state: State, config) -> dict:
     except ModelOutputError:
         decision = {"enough": True, "sub_questions": []}
     new: list[SubQuestion] = []
+    known = {" ".join(sorted(s.question.lower().split())) for s in subs}
+
+    def add(question: str) -> None:
+        key = " ".join(sorted(question.lower().split()))
+        if key not in known and len(new) < 2:
+            known.add(key)
+            new.append(SubQuestion(f"q{len(subs) + len(new)}", question, [], rnd + 1))
+
     if not decision.get("enough"):
-        raw = [{"question": q} for q in decision.get("sub_questions", [])]
-        cleaned, _ = clean_plan(raw, run.question, 2)
-        known = {" ".join(sorted(s.question.lower().split())) for s in subs}
+        cleaned, _ = clean_plan([{"question": q} for q in decision.get("sub_questions", [])], run.question, 2)
         for s in cleaned[1:]:
-            if " ".join(sorted(s.question.lower().split())) not in known:
-                new.append(SubQuestion(f"q{len(subs) + len(new)}", s.question, [], rnd + 1))
+            add(s.question)
+    # Bridge: an entity a note found (the actress, the director) is searched together with the question, which
+    # is the next hop of a multi-hop question whatever the model decided; a strong model's own follow-ups go first.
+    searched = " ".join(s.question for s in subs)
+    for s in subs:
+        entity = new_words(s.note, searched) if s.status == "done" else ""
+        if entity:
+            add(f"{entity}: {run.question}")
     run.emit("reflect", decision="more" if new else "answer",
              new_sub_questions=[{"id": s.id, "question": s.question} for s in new], round=rnd)
     if not new:

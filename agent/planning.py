@@ -74,15 +74,32 @@ def clean_plan(raw: object, question: str, max_sub_questions: int) -> tuple[list
 
 def resolve(sub: SubQuestion, done: dict[str, SubQuestion]) -> str:
     """The search query for a sub-question: {qN} replaced by that sub-question's short answer."""
-    text = _REF.sub(lambda m: _short(done[m.group(1)].note) if m.group(1) in done else "", sub.question)
-    extra = [_short(done[d].note) for d in sub.depends_on if d in done and f"{{{d}}}" not in sub.question]
+    def short(d: str) -> str:
+        return new_words(done[d].note, done[d].question)
+
+    text = _REF.sub(lambda m: short(m.group(1)) if m.group(1) in done else "", sub.question)
+    extra = [short(d) for d in sub.depends_on if d in done and f"{{{d}}}" not in sub.question]
     return " ".join(" ".join([text, *extra]).split())
 
 
-def _short(note: str) -> str:
-    """A note's answer part: before its first citation or sentence end; '' for unknown."""
-    text = re.split(r"\[\d|\.\s|\n", note, maxsplit=1)[0].strip(" .")
-    return "" if text.lower() in {"", "unknown", "none", "n/a"} else text[:80]
+def new_words(note: str, asked: str, limit: int = 6) -> str:
+    """What a note adds to what was asked: its content words (as written) that the question did not contain.
+
+    "The woman who portrayed Corliss Archer is Shirley Temple [2]" for "Who portrayed Corliss Archer?" gives
+    "Shirley Temple": the bridge entity a multi-hop question needs next. '' for unknown or nothing new."""
+    from agent.text import STOPWORDS, fold, stem
+
+    first = re.split(r"\[\d|\n", note, maxsplit=1)[0]
+    if first.strip(" .").lower() in {"", "unknown", "none", "n/a"}:
+        return ""
+    known = key_terms(asked)
+    out = []
+    for w in re.findall(r"[^\W_]+(?:['’][^\W_]+)*", first):
+        f = fold(w)
+        if f in STOPWORDS or stem(f) in known or (len(f) < 3 and not f.isdigit()) or w in out:
+            continue
+        out.append(w)
+    return " ".join(out[:limit])
 
 
 def ready(subs: list[SubQuestion]) -> list[SubQuestion]:

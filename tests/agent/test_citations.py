@@ -50,3 +50,11 @@ def test_an_uncited_supported_sentence_gets_its_source():
 def test_an_answer_that_says_the_evidence_does_not_answer_is_not_settled():
     r = check_citations("The evidence does not say which position she held.", SHOWN)
     assert not r.settled and UNSETTLED_NOTE in r.text
+
+
+def test_a_multi_hop_sentence_cites_the_passage_of_its_claim_and_the_bridge_passage():
+    question = "What government position was held by the woman who portrayed Corliss Archer in Kiss and Tell?"
+    sentence = "The woman who portrayed Corliss Archer in the film Kiss and Tell was ambassador to Ghana."
+    r = check_citations(sentence, SHOWN, question=question)
+    assert [e.title for e in r.cited] == ["Shirley Temple", "Kiss and Tell (1945 film)"]
+    assert r.text.endswith("[1][2].") and r.settled

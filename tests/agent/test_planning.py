@@ -50,4 +50,4 @@ def test_dependencies_make_a_dag_and_answers_fill_the_query():
     assert resolve(q2, {"q1": q1}) == "What government position did hold?"  # an unknown answer adds nothing
     q3 = SubQuestion("q3", "Which office did she hold?", ["q1"])
     q1.note = "Shirley Temple. She was an actress [2]"
-    assert resolve(q3, {"q1": q1}) == "Which office did she hold? Shirley Temple"
+    assert resolve(q3, {"q1": q1}) == "Which office did she hold? Shirley Temple actress"
