@@ -81,3 +81,33 @@ def test_cli_unknown_kernel_names_the_available_ones():
     r = run_cli("model", "generate", "hi", "--backend", "torch", "--kernels", "nope")
     assert r.returncode == 2
     assert "unknown expert kernel 'nope'" in r.stderr and "reference" in r.stderr and "cpu-int4" in r.stderr
+
+
+def test_cli_serve_backend_torch(tmp_path):
+    """`moesearch model serve --backend torch` hosts our engine behind the OpenAI-compatible API."""
+    import subprocess
+    import sys
+
+    import httpx
+
+    from tests.conftest import free_port
+    from tests.model_runtime.conftest import wait_healthy
+
+    path = random_gguf(tmp_path, "qwen3moe")
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "model", "serve", "--backend", "torch", "--model",
+                             str(path), "--port", str(port), "--n-ctx", "512"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}/health", proc)
+        r = httpx.post(f"http://127.0.0.1:{port}/v1/completions", timeout=60,
+                       json={"prompt": "hello", "max_tokens": 4, "temperature": 0})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["usage"]["prompt_tokens"] == 5 and body["usage"]["completion_tokens"] <= 4
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
