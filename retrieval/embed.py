@@ -54,6 +54,11 @@ class Embedder:
                 _MODELS[key] = cls(Path(path), max_seq_length, batch_size)
             return _MODELS[key]
 
+    @classmethod
+    def for_settings(cls, settings) -> "Embedder":
+        """The shared embedder that RetrievalSettings name (model, sequence length, batch size)."""
+        return cls.shared(settings.embed_model, settings.embed_max_seq_length, settings.embed_batch_size)
+
     @property
     def fingerprint(self) -> str:
         """Identifies the model weights and settings that vectors were made with."""

@@ -109,8 +109,7 @@ class CorpusIndex:
         if self._embedder is None:
             from .embed import Embedder
 
-            s = self.settings
-            self._embedder = Embedder.shared(s.embed_model, s.embed_max_seq_length, s.embed_batch_size)
+            self._embedder = Embedder.for_settings(self.settings)
         return self._embedder
 
     def settings_fingerprint(self) -> str:

@@ -100,8 +100,7 @@ class Reader:
         if self._embedder is None:
             from .embed import Embedder
 
-            s = self.settings
-            self._embedder = Embedder.shared(s.embed_model, s.embed_max_seq_length, s.embed_batch_size)
+            self._embedder = Embedder.for_settings(self.settings)
         return self._embedder
 
     # ---------- extraction ----------
