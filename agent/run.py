@@ -69,7 +69,9 @@ class QuestionRun:
 
     def step(self, kind: str, label: str, started: float, tokens_in: int = 0, tokens_out: int = 0,
              **detail: Any) -> Step:
-        s = Step(kind, label, round(time.perf_counter() - started, 4), tokens_in, tokens_out, detail)
+        # t0: when the step began, in seconds since the question was asked (steps of parallel sub-questions overlap)
+        s = Step(kind, label, round(time.perf_counter() - started, 4), tokens_in, tokens_out,
+                 {"t0": round(started - self.started, 4), **detail})
         self.trace.append(s)
         return s
 
