@@ -209,11 +209,15 @@ async def arun_eval(options: RunOptions | None = None, *, resume: str | None = N
                 llm = load_llm(ModelSettings(model=opts.model))
             if getattr(llm, "name", None):
                 store.update_run(run.id, model=str(llm.name))
+            finished = False
             try:
                 await _ask_all(store, run.id, opts, pending, llm, provider, factory, rsettings, page_texts,
                                settings, progress, time_limit_s, wall_base, started, expected, len(done))
+                finished = True
             finally:
-                if owned_llm:
+                # Close the model only when no question is still generating: an interrupted run (Ctrl-C) may leave
+                # a generation thread inside llama.cpp, and freeing the model under it crashes the process.
+                if owned_llm and finished:
                     with contextlib.suppress(Exception):
                         llm.close()
         status = "done" if store.count(run.id) >= expected else "interrupted"
@@ -225,7 +229,7 @@ async def arun_eval(options: RunOptions | None = None, *, resume: str | None = N
         status = "failed"
         raise
     except BaseException as e:  # interrupted (Ctrl-C) or a bug: the run stays resumable
-        error_text = f"{type(e).__name__}: {e}"
+        error_text = f"{type(e).__name__}: {e}".rstrip(": ")
         raise
     finally:
         store.update_run(run.id, status=status, error=error_text, wall_s=wall_base + time.monotonic() - started)

@@ -200,3 +200,28 @@ def test_python_api_run_score_report(tmp_path, eval_env, embedded_llm):
     assert again.scored == 1 and again.metrics == summary.metrics
     rep = api.report([summary.run_id], tmp_path / "rep")
     assert rep.markdown.exists() and f"| {summary.run_id} | closed-book | 1 |" in rep.table
+
+
+def test_ctrl_c_marks_the_run_interrupted_without_crashing(tmp_path, eval_env):
+    """SIGINT while the model is generating: the run is marked interrupted (no crash freeing the model under a
+    running generation) and a resume finishes it."""
+    dataset = write_subset(tmp_path / "four.jsonl", 4)
+    db = Path(eval_env["MOESEARCH_DB"])
+    proc = subprocess.Popen(_cli("--dataset", str(dataset), "--mode", "closed-book", "--no-progress",
+                                 "--set", "answer_tokens=48"),
+                            cwd=ROOT, env=eval_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if _db_rows(db, "select count(*) from eval_result")[:1] not in ([], [(0,)]):
+            break
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode >= 0, f"crashed with signal {-proc.returncode}: {err[-1500:]}"
+    (run_id, status), = _db_rows(db, "select id, status from eval_run")
+    done = _db_rows(db, "select count(*) from eval_result")[0][0]
+    assert status == ("done" if done == 4 else "interrupted")
+    resumed = subprocess.run(_cli("--resume", run_id, "--json", "--no-progress"), cwd=ROOT, env=eval_env,
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert _last_json(resumed.stdout)["scored"] == 4
