@@ -58,6 +58,9 @@ def _tidy(text: str) -> str:
     """The answer without the prompt's scaffolding a base model sometimes repeats: field names, a copied evidence
     line ("[2] Title: <<<...>>>"), the quoting delimiters."""
     text = re.split(r"\n\s*(?:Question|Evidence|Answer|Plan|Note|Findings)\b[^\n]*:|\n\s*\[\d+\]\s", text)[0]
+    head = re.split(r"<<<|>>>", text)[0]
+    if head.strip():  # what follows a quoting delimiter is evidence the model copied, not its answer
+        text = head
     text = re.sub(r"\[\d+\]\s*[^\[\]<>«»\n]{0,120}:\s*(<<<|«)", "", text)  # "[n] Title: <<<" mid-line
     text = re.sub(r"<<<|>>>|<<|>>|[«»‹›]", " ", text)
     return " ".join(text.split()).strip()
