@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import json
 import secrets
-import threading
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import UniqueConstraint, event
+from sqlalchemy import UniqueConstraint
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Field, Session, SQLModel, create_engine, select
+from sqlmodel import Field, Session, SQLModel, select
+
+from retrieval.db import sqlite_engine
 
 from eval.errors import RunNotFoundError
 from eval.settings import EvalSettings
@@ -97,36 +97,10 @@ class EvalResult(SQLModel, table=True):
 
 
 _TABLES = [EvalRun.__table__, EvalResult.__table__]
-_engines: dict[str, Any] = {}
-_lock = threading.Lock()
 
 
 def _engine_for(db: Path):
-    key = str(Path(db).resolve())
-    with _lock:
-        if key in _engines:
-            return _engines[key]
-        Path(db).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(f"sqlite:///{key}", connect_args={"timeout": 60, "check_same_thread": False})
-
-        @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn, _record):  # noqa: ANN001
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA busy_timeout=60000")
-            cur.close()
-
-        for attempt in range(5):  # other packages may be creating their tables in the same file
-            try:
-                SQLModel.metadata.create_all(engine, tables=_TABLES)
-                break
-            except Exception:  # noqa: BLE001 - "database is locked" while another process migrates
-                if attempt == 4:
-                    raise
-                time.sleep(0.5 * (attempt + 1))
-        _engines[key] = engine
-        return engine
+    return sqlite_engine(db, _TABLES)
 
 
 class Store:

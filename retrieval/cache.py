@@ -5,12 +5,13 @@ SQLite in WAL mode with one transaction per write: a process killed mid-write le
 from __future__ import annotations
 
 import json
-import threading
 import time
 from pathlib import Path
 
-from sqlalchemy import Column, LargeBinary, event
-from sqlmodel import Field, Session, SQLModel, create_engine, select
+from sqlalchemy import Column, LargeBinary
+from sqlmodel import Field, Session, SQLModel, select
+
+from .db import sqlite_engine
 
 
 class FetchCacheEntry(SQLModel, table=True):
@@ -27,29 +28,8 @@ class FetchCacheEntry(SQLModel, table=True):
     last_modified: str | None = None
 
 
-_ENGINES: dict[str, object] = {}
-_ENGINES_LOCK = threading.Lock()
-
-
 def _engine(db: Path):
-    key = str(Path(db).resolve())
-    with _ENGINES_LOCK:
-        eng = _ENGINES.get(key)
-        if eng is None:
-            Path(db).parent.mkdir(parents=True, exist_ok=True)
-            eng = create_engine(f"sqlite:///{key}", connect_args={"check_same_thread": False, "timeout": 30})
-
-            @event.listens_for(eng, "connect")
-            def _pragmas(dbapi_conn, _record):  # noqa: ANN001
-                cur = dbapi_conn.cursor()
-                cur.execute("PRAGMA journal_mode=WAL")
-                cur.execute("PRAGMA synchronous=NORMAL")
-                cur.execute("PRAGMA busy_timeout=30000")
-                cur.close()
-
-            SQLModel.metadata.create_all(eng, tables=[FetchCacheEntry.__table__])
-            _ENGINES[key] = eng
-        return eng
+    return sqlite_engine(db, [FetchCacheEntry.__table__])
 
 
 class FetchCache:

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import json
 import secrets
-import threading
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Column, LargeBinary, event
+from sqlalchemy import Column, LargeBinary
 from sqlalchemy.engine import Engine
-from sqlmodel import Field, Session, SQLModel, create_engine, delete, select
+from sqlmodel import Field, Session, SQLModel, delete, select
+
+from retrieval.db import sqlite_engine
 
 from ui.errors import ConversationNotFoundError
 
@@ -83,32 +84,10 @@ class Setting(SQLModel, table=True):
     value: str  # JSON
 
 
-_ENGINES: dict[str, Engine] = {}
-_ENGINES_LOCK = threading.Lock()
-
-
 def engine_for(db: Path | str) -> Engine:
-    """One engine per database file per process; tables created on first use; WAL so readers never block the
-    background thread that writes answers."""
-    key = str(Path(db).expanduser().resolve())
-    with _ENGINES_LOCK:
-        eng = _ENGINES.get(key)
-        if eng is None:
-            Path(key).parent.mkdir(parents=True, exist_ok=True)
-            eng = create_engine(f"sqlite:///{key}", connect_args={"check_same_thread": False, "timeout": 30})
-
-            @event.listens_for(eng, "connect")
-            def _pragmas(dbapi_conn, _record):  # noqa: ANN001
-                cur = dbapi_conn.cursor()
-                cur.execute("PRAGMA journal_mode=WAL")
-                cur.execute("PRAGMA foreign_keys=ON")
-                cur.execute("PRAGMA busy_timeout=30000")
-                cur.close()
-
-            SQLModel.metadata.create_all(
-                eng, tables=[Conversation.__table__, Message.__table__, StoredDocument.__table__, Setting.__table__])
-            _ENGINES[key] = eng
-        return eng
+    """The database's engine with the ui tables created; WAL so readers never block the background thread that
+    writes answers."""
+    return sqlite_engine(db, [Conversation.__table__, Message.__table__, StoredDocument.__table__, Setting.__table__])
 
 
 def title_from(question: str) -> str:
