@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -34,6 +36,24 @@ def embedded_llm(embedded_model_path):
     llm = LlamaCppLLM(embedded_model_path, n_ctx=8192, chat_template="none", name="embedded")
     yield llm
     llm.close()
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
+    """Wait until a server the test started answers 200 at `url`; fail at once if the process exits."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            out = proc.stderr or proc.stdout
+            raise RuntimeError(f"server exited early: {out.read() if out else ''}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(f"{url} not healthy after {timeout}s")
 
 
 def free_port() -> int:

@@ -6,15 +6,13 @@ import importlib
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-import httpx
 import pytest
 import yaml
 
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, free_port, wait_healthy
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
@@ -123,16 +121,7 @@ def _serve(args: list[str], health: str, env: dict, timeout: float = 300) -> Non
     proc = subprocess.Popen([sys.executable, "-m", "agent.cli", *args], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, proc.stdout.read()
-            try:
-                if httpx.get(health, timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(1)
-        raise AssertionError(f"{health} never answered")
+        wait_healthy(health, proc, timeout)
     finally:
         proc.terminate()
         proc.wait(timeout=30)

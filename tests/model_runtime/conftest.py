@@ -3,13 +3,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
-from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_healthy  # noqa: F401 - wait_healthy is imported from here by tests
 
 MOESEARCH = [sys.executable, "-m", "agent.cli"]
 
@@ -17,20 +14,6 @@ MOESEARCH = [sys.executable, "-m", "agent.cli"]
 def run_cli(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run([*MOESEARCH, *args], capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **(env or {})})
-
-
-def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited early: {proc.stderr.read() if proc.stderr else ''}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    raise TimeoutError(f"{url} not healthy after {timeout}s")
 
 
 @pytest.fixture(scope="session")
