@@ -91,10 +91,10 @@ def _check_sentence(sentence: str, shown: list[Evidence], threshold: float, resu
             valid.append(n)
         else:
             result.removed += 1
-    scores = {n: support(sentence, shown[n - 1], question) for n in valid}
+    scores = {n: support(sentence, ev, question) for n, ev in enumerate(shown, 1)}  # every passage, once
     keep = [n for n in dict.fromkeys(valid) if scores[n] >= threshold]
-    best = max(range(1, len(shown) + 1), key=lambda n: support(sentence, shown[n - 1], question), default=None)
-    best_score = support(sentence, shown[best - 1], question) if best else 0.0
+    best = max(scores, key=scores.get, default=None)
+    best_score = scores[best] if best else 0.0
     if not keep and terms and best and best_score >= threshold and not _UNSURE.search(sentence):
         if valid:
             result.replaced += 1
@@ -107,7 +107,6 @@ def _check_sentence(sentence: str, shown: list[Evidence], threshold: float, resu
         result.dropped += len(set(valid) - set(keep))
     if keep and len(keep) == 1 and (second := _bridge(sentence, shown[keep[0] - 1], shown)) is not None:
         keep.append(second)
-        scores.setdefault(second, support(sentence, shown[second - 1], question))
     bare = strip_citations(sentence)
     marks = "".join(f"[{n}]" for n in keep)
     if bare and bare[-1] in ".!?" and marks:
@@ -115,6 +114,5 @@ def _check_sentence(sentence: str, shown: list[Evidence], threshold: float, resu
     else:
         text = f"{bare} {marks}".strip()
     result.sentences.append({"text": bare, "cites": keep, "terms": bool(terms),
-                             "support": max((scores.get(n, 0.0) if n in scores else best_score) for n in keep)
-                             if keep else 0.0})
+                             "support": max(scores[n] for n in keep) if keep else 0.0})
     return text
