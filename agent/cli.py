@@ -47,6 +47,21 @@ def _mount_command_groups() -> None:
             app.command(ep.name)(group)
 
 
+def _exception_types(name: str) -> tuple[type, ...]:
+    """click's exception class `name` from the click package and from typer's vendored copy, where each has it."""
+    import importlib
+
+    found = []
+    for module in ("click.exceptions", "typer._click.exceptions", "typer.exceptions", "typer"):
+        try:
+            cls = getattr(importlib.import_module(module), name, None)
+        except ImportError:
+            continue
+        if isinstance(cls, type) and cls not in found:
+            found.append(cls)
+    return tuple(found)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; a user-facing error (``user_facing = True``) prints one line and exits with its code."""
     _mount_command_groups()
@@ -58,14 +73,13 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as e:  # noqa: BLE001 - the one place that turns errors into exit codes
-        import click
-
-        if isinstance(e, click.exceptions.Exit):
+        # typer >= 0.2x raises its own vendored click's exceptions, older typer the click package's: match both
+        if isinstance(e, _exception_types("Exit")):
             return e.exit_code
-        if isinstance(e, click.ClickException):
+        if isinstance(e, _exception_types("ClickException")):  # usage errors: click prints them in one line
             e.show()
             return e.exit_code
-        if isinstance(e, click.exceptions.Abort):
+        if isinstance(e, _exception_types("Abort")):
             print("aborted", file=sys.stderr)
             return 1
         if getattr(e, "user_facing", False):

@@ -33,3 +33,10 @@ def test_bad_input_gives_one_line_errors(agent_data_dir):
     assert r.returncode == 2 and "unknown mode" in r.stderr and "Traceback" not in r.stderr
     r = ask(SAMPLE, "--model", "/nowhere/model.gguf", env_dir=agent_data_dir)
     assert r.returncode == 3 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) <= 3
+
+
+def test_a_usage_mistake_is_a_short_message_not_a_traceback(tmp_path):
+    for args in (["ask"], ["ask", "x", "--bogus"], ["eval", "run", "--bogus"], ["ui", "-q"]):
+        r = subprocess.run([sys.executable, "-m", "agent.cli", *args], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2, (args, r.stderr)
+        assert "Traceback" not in r.stderr and "Error:" in r.stderr and "--help" in r.stderr
