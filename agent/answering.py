@@ -42,7 +42,7 @@ async def write_answer(run: QuestionRun, notes: list[tuple[str, str]]) -> Answer
     # cannot confuse with instructions to copy
     prompt = prompts.answer_prompt(run.question, [(i + 1, e.title, e.prompt_text()) for i, e in enumerate(shown)],
                                    run.history)
-    raw, _ = await run.stream_answer(prompt, s.answer_tokens, prompts.STOPS)
+    raw, _ = await run.stream_answer(prompt, s.answer_tokens, prompts.EVIDENCE_STOPS)
     checked = check_citations(_drop_example_echo(_tidy(raw), shown), shown, question=run.question)
     text, cited, settled = checked.text, checked.cited, checked.settled
     if not cited:  # nothing the model wrote is backed by the evidence: quote the best passage instead

@@ -123,7 +123,7 @@ async def act_node(payload: dict, config) -> dict:
         best = sorted(kept, key=lambda e: e.score, reverse=True)[:4]
         c = await run.generate("note", sub.question, prompts.note_prompt(
             query, [(i + 1, e.title, e.prompt_text()) for i, e in enumerate(best)]), max_tokens=48,
-            stop=prompts.STOPS)
+            stop=prompts.EVIDENCE_STOPS)
         # the note cites the prompt's numbers; store the pool's ids instead
         note = re.sub(r"\[(\d+)\]", lambda m: f"[{best[int(m.group(1)) - 1].id}]"
                       if 0 < int(m.group(1)) <= len(best) else "", c.text.strip())
