@@ -107,6 +107,14 @@ def parse_json_output(text: str, schema: dict) -> Any:
 
 def _close_brackets(text: str) -> str:
     """Close strings, arrays and objects left open by a truncated generation."""
+    stack, in_str = open_brackets(text)
+    out = text + ('"' if in_str else "")
+    out = re.sub(r",\s*$", "", out)
+    return out + "".join(reversed(stack))
+
+
+def open_brackets(text: str) -> tuple[list[str], bool]:
+    """The closing brackets a truncated JSON text still owes (innermost last), and whether it ends inside a string."""
     stack, in_str, esc = [], False, False
     for ch in text:
         if in_str:
@@ -122,9 +130,7 @@ def _close_brackets(text: str) -> str:
             stack.append("}" if ch == "{" else "]")
         elif ch in "}]" and stack:
             stack.pop()
-    out = text + ('"' if in_str else "")
-    out = re.sub(r",\s*$", "", out)
-    return out + "".join(reversed(stack))
+    return stack, in_str
 
 
 def apply_stops(text: str, stop: Sequence[str] | None) -> tuple[str, bool]:

@@ -56,3 +56,40 @@ def test_conversation_rendered_for_base_model(embedded_llm):
     c = embedded_llm.generate([Message("system", "Answer briefly."), Message("user", "Name a colour.")],
                               max_tokens=8, stop=["\n"])
     assert isinstance(c.text, str)
+
+
+CAPITALS = ('Country: France\nJSON: {"capital": "Paris"}\n\nCountry: Germany\nJSON: {"capital": "Berlin"}\n\n'
+            'Country: Italy\nJSON:')
+CAPITAL_SCHEMA = {"type": "object", "properties": {"capital": {"type": "string", "maxLength": 30}},
+                  "required": ["capital"]}
+
+
+def test_valid_json_without_grammar_is_kept(embedded_llm):
+    # greedy output that already fits the schema skips the (slow) grammar; the grammar would have forced "{"
+    # where the model writes " {", and the small model, pushed off its course, then answers Milan
+    free = embedded_llm._greedy_json_without_grammar(CAPITALS, 40, ["\n\n"], CAPITAL_SCHEMA)
+    assert free is not None and free[1] < 40
+    c = embedded_llm.generate(CAPITALS, max_tokens=40, stop=["\n\n"], json_schema=CAPITAL_SCHEMA)
+    assert c.data == {"capital": "Rome"} and c.text == free[0]
+
+
+def test_json_that_breaks_the_schema_falls_back_to_the_grammar(embedded_llm):
+    import jsonschema
+
+    schema = {"type": "object", "properties": {"capital": {"type": "integer"}}, "required": ["capital"]}
+    assert embedded_llm._greedy_json_without_grammar(CAPITALS, 40, ["\n\n"], schema) is None
+    c = embedded_llm.generate(CAPITALS, max_tokens=40, stop=["\n\n"], json_schema=schema)
+    jsonschema.validate(c.data, schema)
+
+
+def test_unfinished_json_judged_only_on_what_is_final():
+    from model_runtime.llamacpp_backend import _went_astray
+
+    schema = {"type": "object", "properties": {"items": {"type": "array", "maxItems": 2, "items": {
+        "type": "object", "properties": {"id": {"type": "string", "pattern": "^q[1-9]$"}},
+        "required": ["id", "text"]}}}, "required": ["items"]}
+    assert not _went_astray('{"items": [{"id": "q', schema)  # pattern and required wait for the end
+    assert not _went_astray('{"items": [{"id": "q1", "text": "a"}, {"id": "q2"', schema)  # item still open
+    assert _went_astray('{"items": [{"id": "q1"},', schema)  # closed without its required "text"
+    assert _went_astray('{"items": [{"id": "q1", "text": "a"}, {"id": "q2", "text": "b"}, {', schema)  # too many
+    assert _went_astray('{"items": 3', schema)  # wrong type
