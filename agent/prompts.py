@@ -29,7 +29,10 @@ def plan_schema(max_sub_questions: int) -> dict:
                     "depends_on": {"type": "array", "items": {"type": "string", "pattern": "^q[1-9]$"},
                                    "maxItems": 3},
                 },
-                "required": ["id", "question", "depends_on"],
+                # depends_on may be left out: planning.clean_plan also reads "{q1}" in the question, and a
+                # small model writing freely often omits it (then the slow grammar would have to run; see
+                # LlamaCppLLM._greedy_json_without_grammar)
+                "required": ["id", "question"],
             },
         }},
         "required": ["sub_questions"],
