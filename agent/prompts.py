@@ -137,7 +137,7 @@ EXAMPLE_TEXT = ANSWER_EXAMPLE + NOTE_EXAMPLE + CLOSED_BOOK_EXAMPLE
 # Where a completion-style answer ends: the model starting the next example.
 STOPS = ["\n\n", "\nQuestion:", "\nEvidence:", "Question:", "\nPlan:", "\nNote:"]
 
-# An answer or note from evidence also ends where the model starts copying the evidence: a closing quote
-# delimiter or a new "[n] Title:" line. answering._tidy cuts there anyway; stopping saves the decoding (a weak
-# model otherwise echoes passages up to the token limit: about 200 wasted tokens, 3 s on 2 cores).
-EVIDENCE_STOPS = STOPS + [">>>", "\n["]
+# An answer or note from evidence also ends where the model starts copying the evidence: a new "[n] Title:" line,
+# exactly where answering._tidy cuts. Stopping there saves the decoding (a weak model otherwise echoes passages up
+# to the token limit: about 200 wasted tokens, 3 s on 2 cores). "\n[" alone would also cut "...States\n[1]."
+EVIDENCE_STOPS = STOPS + [f"\n[{n}] " for n in range(1, 33)]

@@ -16,6 +16,7 @@ from typing import Any
 import jsonschema
 
 from model_runtime.errors import ContextOverflowError, ModelOutputError
+from model_runtime.partial_json import close_brackets
 
 
 @dataclass
@@ -85,7 +86,7 @@ def parse_json_output(text: str, schema: dict) -> Any:
     starts = [i for i in (text.find("{"), text.find("[")) if i >= 0]
     body = text[min(starts):].strip() if starts else text.strip()
     errors = []
-    for candidate in (body, _close_brackets(body)):
+    for candidate in (body, close_brackets(body)):
         try:
             # raw_decode ignores prose after the JSON value; strict=False accepts the raw newlines and tabs inside
             # strings that grammar-constrained small models write
@@ -103,34 +104,6 @@ def parse_json_output(text: str, schema: dict) -> Any:
         f"the model's output is not JSON matching the schema ({errors[-1] if errors else 'empty'}); "
         "try a larger max_tokens or a stronger model"
     )
-
-
-def _close_brackets(text: str) -> str:
-    """Close strings, arrays and objects left open by a truncated generation."""
-    stack, in_str = open_brackets(text)
-    out = text + ('"' if in_str else "")
-    out = re.sub(r",\s*$", "", out)
-    return out + "".join(reversed(stack))
-
-
-def open_brackets(text: str) -> tuple[list[str], bool]:
-    """The closing brackets a truncated JSON text still owes (innermost last), and whether it ends inside a string."""
-    stack, in_str, esc = [], False, False
-    for ch in text:
-        if in_str:
-            if esc:
-                esc = False
-            elif ch == "\\":
-                esc = True
-            elif ch == '"':
-                in_str = False
-        elif ch == '"':
-            in_str = True
-        elif ch in "{[":
-            stack.append("}" if ch == "{" else "]")
-        elif ch in "}]" and stack:
-            stack.pop()
-    return stack, in_str
 
 
 def apply_stops(text: str, stop: Sequence[str] | None) -> tuple[str, bool]:

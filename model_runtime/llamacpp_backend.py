@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -11,9 +12,10 @@ from pathlib import Path
 
 import jsonschema
 
-from model_runtime.base import (LLM, Completion, CompletionStream, Messages, _close_brackets, open_brackets,
-                                 render_plain_prompt, to_messages)
-from model_runtime.errors import CorruptModelError, ModelRuntimeError
+from model_runtime.base import (LLM, Completion, CompletionStream, Messages, parse_json_output, render_plain_prompt,
+                                 to_messages)
+from model_runtime.errors import CorruptModelError, ModelOutputError, ModelRuntimeError
+from model_runtime.partial_json import breaks_schema
 
 
 class LlamaCppLLM(LLM):
@@ -92,52 +94,57 @@ class LlamaCppLLM(LLM):
                  stop: Sequence[str] | None = None, json_schema: dict | None = None) -> Completion:
         started = time.perf_counter()
         n_prompt = self._prompt_tokens(messages, max_tokens)
-        if json_schema is not None and temperature == 0.0:
-            free = self._greedy_json_without_grammar(messages, max_tokens, stop, json_schema)
-            if free is not None:
-                text, n = free
-                return self._finish(text, prompt_tokens=n_prompt, completion_tokens=n, finish_reason="stop",
-                                    started=started, json_schema=json_schema)
+        free_tokens = 0
+        if json_schema is not None and temperature == 0.0 and json_schema.get("type") in ("object", "array"):
+            text, free_tokens, kept = self._greedy_json_without_grammar(messages, max_tokens, stop, json_schema)
+            if kept:
+                return self._finish(text, prompt_tokens=n_prompt, completion_tokens=free_tokens,
+                                    finish_reason="stop", started=started, json_schema=json_schema)
         pieces, finish, n = [], "stop", 0
         for text, reason in self._run(messages, max_tokens, temperature, stop, json_schema):
             if text:
                 pieces.append(text)
                 n += 1
             finish = reason or finish
-        return self._finish("".join(pieces), prompt_tokens=n_prompt, completion_tokens=n, finish_reason=finish,
-                            started=started, json_schema=json_schema)
+        # the tokens of an abandoned unconstrained attempt count too: its time is in elapsed_s
+        return self._finish("".join(pieces), prompt_tokens=n_prompt, completion_tokens=free_tokens + n,
+                            finish_reason=finish, started=started, json_schema=json_schema)
 
-    def _greedy_json_without_grammar(self, messages, max_tokens, stop, json_schema) -> tuple[str, int] | None:
-        """Greedy decoding without the grammar, kept only if it is strict JSON matching the schema.
+    def _greedy_json_without_grammar(self, messages, max_tokens, stop, json_schema) -> tuple[str, int, bool]:
+        """Greedy decoding without the grammar: (text, tokens, whether to keep it as the answer).
 
         llama.cpp checks the grammar against every token of the vocabulary at every step: about 60 ms a token for
         Gemma's 262k-token vocabulary on 2 cores, 3-5 times the cost of the token itself. The grammar is there to
         guarantee valid output; output that is valid already does not need it. So the unconstrained output is tried
-        first and abandoned as soon as it breaks the schema (see _went_astray); then the constrained decoding runs
-        as before."""
-        opening = "[" if json_schema.get("type") == "array" else "{"
+        first, stopped as soon as its prefix breaks the schema (partial_json.breaks_schema), and kept if it ends as
+        strict JSON the schema accepts; otherwise the constrained decoding runs as before."""
+        opening = "{" if json_schema["type"] == "object" else "["
+        validator = jsonschema.validators.validator_for(json_schema)(json_schema)
         decoder = json.JSONDecoder()  # strict: no raw control characters in strings, as the grammar forbids
         text, n = "", 0
-        for piece, _ in self._run(messages, max_tokens, 0.0, stop, None):
-            text += piece
-            n += 1 if piece else 0
-            body = text.lstrip()
-            if body and not body.startswith(opening):
-                return None
-            if not any(c in piece for c in ",}]"):
-                continue
-            try:
-                value, end = decoder.raw_decode(body)
-            except json.JSONDecodeError:
-                if _went_astray(body, json_schema):
-                    return None
-                continue
-            try:
-                jsonschema.validate(value, json_schema)
-            except jsonschema.ValidationError:
-                return None
-            return body[:end], n
-        return None
+        # closing() releases the model's lock when the attempt is abandoned midway, whatever the interpreter
+        with contextlib.closing(self._run(messages, max_tokens, 0.0, stop, None)) as pieces:
+            for piece, _ in pieces:
+                text += piece
+                n += 1 if piece else 0
+                body = text.lstrip()
+                if not body:
+                    continue
+                if not body.startswith(opening):
+                    return text, n, False
+                try:
+                    value, end = decoder.raw_decode(body)
+                except json.JSONDecodeError:
+                    if breaks_schema(body, validator):
+                        return text, n, False
+                    continue
+                return body[:end], n, validator.is_valid(value)
+        # cut off by max_tokens while still on course: repaired as the grammar's output would be
+        try:
+            parse_json_output(text, json_schema)
+        except ModelOutputError:
+            return text, n, False
+        return text.lstrip(), n, True
 
     def stream(self, messages: Messages, *, max_tokens: int = 256, temperature: float = 0.0,
                stop: Sequence[str] | None = None) -> CompletionStream:
@@ -160,32 +167,3 @@ class LlamaCppLLM(LLM):
         llm, self._llm = getattr(self, "_llm", None), None
         if llm is not None:
             llm.close()
-
-
-# Schema rules that an unfinished value can break for good: a list already too long, a key not allowed, a wrong
-# type, or a required key missing from an object already closed. "enum" or "pattern" wait for the finished value.
-_FINAL_ONLY = {"minItems", "minProperties", "minLength", "enum", "const", "pattern"}
-
-
-def _went_astray(partial: str, json_schema: dict) -> bool:
-    """Whether an unfinished JSON output already breaks the schema (judged on it with its brackets closed)."""
-    try:
-        value, _ = json.JSONDecoder().raw_decode(_close_brackets(partial))
-    except json.JSONDecodeError:
-        return False  # cut inside a key or a literal: judged at the next boundary
-    still_open = _open_paths(value, len(open_brackets(partial)[0]))
-    validator = jsonschema.validators.validator_for(json_schema)(json_schema)
-    return any(e.validator not in _FINAL_ONLY and not (e.validator == "required" and tuple(e.path) in still_open)
-               for e in validator.iter_errors(value))
-
-
-def _open_paths(value, n_open: int) -> set[tuple]:
-    """Paths of the containers still open in a truncated output: the root, then the last child, n_open deep."""
-    paths, path, node = set(), (), value
-    for _ in range(n_open):
-        paths.add(path)
-        if not isinstance(node, (dict, list)) or not node:
-            break
-        key = list(node)[-1] if isinstance(node, dict) else len(node) - 1
-        path, node = path + (key,), node[key]
-    return paths

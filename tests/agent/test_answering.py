@@ -23,7 +23,12 @@ def test_generation_stops_where_the_tidy_answer_ends():
     raws = ["The woman was the United States ambassador to Ghana.>>>\n[4] The President's Daughter: <<<The show",
             "Chief of Protocol [1].\n[2] Shirley Temple: <<<She was>>>",
             "Shirley Temple [2]\nQuestion: Who else?",
-            "Chief of Protocol of the\n United States [1]. It was 1976 [2]."]
+            "Chief of Protocol of the\n United States [1]. It was 1976 [2].",
+            # a citation on its own line, or an answer that opens with a quote, keeps its citations
+            "Chief of Protocol of the United States\n[1].",
+            "Chief of Protocol.\n[1][2]",
+            "<<<She served as Chief of Protocol>>> [2]."]
     for raw in raws:
         cut = min([raw.find(s) for s in EVIDENCE_STOPS if s in raw] or [len(raw)])
         assert _tidy(raw[:cut]) == _tidy(raw), raw
+    assert "[1]" in _tidy("Chief of Protocol of the United States\n[1].")

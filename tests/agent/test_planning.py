@@ -51,3 +51,11 @@ def test_dependencies_make_a_dag_and_answers_fill_the_query():
     q3 = SubQuestion("q3", "Which office did she hold?", ["q1"])
     q1.note = "Shirley Temple. She was an actress [2]"
     assert resolve(q3, {"q1": q1}) == "Which office did she hold? Shirley Temple actress"
+
+
+def test_a_plan_without_depends_on_takes_dependencies_from_the_references():
+    # the plan schema leaves depends_on optional; "{q1}" in a question is a dependency all the same
+    subs, problems = clean_plan({"sub_questions": [
+        {"id": "q1", "question": "Who portrayed Corliss Archer in Kiss and Tell?"},
+        {"id": "q2", "question": "What government position did {q1} hold?"}]}, Q, 3)
+    assert [s.depends_on for s in subs] == [[], [], ["q1"]] and problems == []

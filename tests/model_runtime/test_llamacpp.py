@@ -67,29 +67,70 @@ CAPITAL_SCHEMA = {"type": "object", "properties": {"capital": {"type": "string",
 def test_valid_json_without_grammar_is_kept(embedded_llm):
     # greedy output that already fits the schema skips the (slow) grammar; the grammar would have forced "{"
     # where the model writes " {", and the small model, pushed off its course, then answers Milan
-    free = embedded_llm._greedy_json_without_grammar(CAPITALS, 40, ["\n\n"], CAPITAL_SCHEMA)
-    assert free is not None and free[1] < 40
+    text, n, kept = embedded_llm._greedy_json_without_grammar(CAPITALS, 40, ["\n\n"], CAPITAL_SCHEMA)
+    assert kept and n < 40
     c = embedded_llm.generate(CAPITALS, max_tokens=40, stop=["\n\n"], json_schema=CAPITAL_SCHEMA)
-    assert c.data == {"capital": "Rome"} and c.text == free[0]
+    assert c.data == {"capital": "Rome"} and c.text == text
 
 
 def test_json_that_breaks_the_schema_falls_back_to_the_grammar(embedded_llm):
     import jsonschema
 
     schema = {"type": "object", "properties": {"capital": {"type": "integer"}}, "required": ["capital"]}
-    assert embedded_llm._greedy_json_without_grammar(CAPITALS, 40, ["\n\n"], schema) is None
+    _, n, kept = embedded_llm._greedy_json_without_grammar(CAPITALS, 40, ["\n\n"], schema)
+    assert not kept and n < 10  # abandoned at '"capital": "', not run on to max_tokens
     c = embedded_llm.generate(CAPITALS, max_tokens=40, stop=["\n\n"], json_schema=schema)
     jsonschema.validate(c.data, schema)
+    assert c.completion_tokens > n  # the abandoned attempt's tokens are counted with the grammar's
+
+
+def _fake_llm(pieces):
+    """The backend without a model: its decoding yields `pieces`; returns (llm, how many were consumed)."""
+    import threading
+
+    from model_runtime.llamacpp_backend import LlamaCppLLM
+
+    llm, consumed = object.__new__(LlamaCppLLM), []
+    llm._lock = threading.Lock()
+
+    def chunks(*args):
+        for p in pieces:
+            consumed.append(p)
+            yield {"text": p, "finish_reason": None}
+
+    llm._chunks = chunks
+    return llm, consumed
+
+
+def test_a_broken_start_is_abandoned_at_once_and_frees_the_model():
+    schema = {"type": "object", "properties": {"q": {"type": "array", "maxItems": 1}}, "required": ["q"]}
+    cases = [["{'q", "': [", "1]}"],  # single quotes
+             ['{"q": [1', ", 2", "]", "}"],  # one item too many
+             ['{"q": ["a\nb', '",', " 3]}"],  # a raw newline inside a string
+             ["Sure", ", here", " it is: {}"]]  # prose first
+    for pieces in cases:
+        llm, consumed = _fake_llm(pieces + ["padding"] * 50)
+        _, _, kept = llm._greedy_json_without_grammar("p", 100, None, schema)
+        assert not kept and len(consumed) <= 3, pieces
+        assert llm._lock.acquire(blocking=False)  # the lock was released when the attempt was abandoned
 
 
 def test_unfinished_json_judged_only_on_what_is_final():
-    from model_runtime.llamacpp_backend import _went_astray
+    import jsonschema
+
+    from model_runtime.partial_json import breaks_schema
 
     schema = {"type": "object", "properties": {"items": {"type": "array", "maxItems": 2, "items": {
-        "type": "object", "properties": {"id": {"type": "string", "pattern": "^q[1-9]$"}},
+        "type": "object", "properties": {"id": {"type": "string", "pattern": "^q[1-9]$"},
+                                         "n": {"type": "integer", "minimum": 10}},
         "required": ["id", "text"]}}}, "required": ["items"]}
-    assert not _went_astray('{"items": [{"id": "q', schema)  # pattern and required wait for the end
-    assert not _went_astray('{"items": [{"id": "q1", "text": "a"}, {"id": "q2"', schema)  # item still open
-    assert _went_astray('{"items": [{"id": "q1"},', schema)  # closed without its required "text"
-    assert _went_astray('{"items": [{"id": "q1", "text": "a"}, {"id": "q2", "text": "b"}, {', schema)  # too many
-    assert _went_astray('{"items": 3', schema)  # wrong type
+    v = jsonschema.Draft202012Validator(schema)
+    assert not breaks_schema('{"items": [{"id": "q', v)  # pattern and required wait for the end
+    assert not breaks_schema('{"items": [{"id": "q1", "text": "a"}, {"id": "q2"', v)  # item still open
+    assert not breaks_schema('{"items": [{"id": "q1", "n": 1', v)  # 1 may still become 12
+    assert breaks_schema('{"items": [{"id": "q1"},', v)  # closed without its required "text"
+    assert breaks_schema('{"items": [{"id": "q1", "text": "a"}, {"id": "q2", "text": "b"}, {', v)  # too many
+    assert breaks_schema('{"items": 3', v)  # wrong type
+    for broken in ["{'items': [{'id': 'q1',", '{"items": [{"id": "q1" "text": "x"},',
+                   '{"items": [{"id": "Who?\nQuestion: In which", "text": "x"},']:
+        assert breaks_schema(broken, v), broken
