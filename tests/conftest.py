@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -54,6 +56,23 @@ def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 120) -> None
             pass
         time.sleep(0.3)
     raise TimeoutError(f"{url} not healthy after {timeout}s")
+
+
+@contextlib.contextmanager
+def moesearch_server(args: list[str], health_url: str, *, env: dict | None = None, timeout: float = 120):
+    """`moesearch ARGS` as a server in a subprocess: yields it once `health_url` answers 200, stops it after."""
+    proc = subprocess.Popen([sys.executable, "-m", "agent.cli", *args], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        wait_healthy(health_url, proc, timeout)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def free_port() -> int:

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import importlib
 import os
-import subprocess
-import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 import yaml
 
-from tests.conftest import ROOT, free_port, wait_healthy
+from tests.conftest import ROOT, free_port, moesearch_server
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
@@ -118,13 +116,8 @@ def test_the_dockerfile_builds_for_generic_cpus_as_a_non_root_user():
 
 def _serve(args: list[str], health: str, env: dict, timeout: float = 300) -> None:
     """Start a compose command outside Docker on 127.0.0.1, wait for its health endpoint, stop it."""
-    proc = subprocess.Popen([sys.executable, "-m", "agent.cli", *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    try:
-        wait_healthy(health, proc, timeout)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    with moesearch_server(args, health, env=env, timeout=timeout):
+        pass
 
 
 def _compose_command(service: str, port: int) -> list[str]:

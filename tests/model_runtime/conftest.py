@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from tests.conftest import free_port, wait_healthy  # noqa: F401 - wait_healthy is imported from here by tests
+from tests.conftest import free_port, moesearch_server
 
 MOESEARCH = [sys.executable, "-m", "agent.cli"]
 
@@ -19,16 +19,6 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 300) -> subpro
 @pytest.fixture(scope="session")
 def model_server():
     """`moesearch model serve` on the embedded model, on a free 127.0.0.1 port; stopped at the end."""
-    port = free_port()
-    proc = subprocess.Popen([*MOESEARCH, "model", "serve", "--port", str(port), "--n-ctx", "4096"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(base + "/health", proc)
+    base = f"http://127.0.0.1:{free_port()}"
+    with moesearch_server(["model", "serve", "--port", base.rsplit(":", 1)[1], "--n-ctx", "4096"], base + "/health"):
         yield base + "/v1"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()

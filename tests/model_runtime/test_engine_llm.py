@@ -85,29 +85,16 @@ def test_cli_unknown_kernel_names_the_available_ones():
 
 def test_cli_serve_backend_torch(tmp_path):
     """`moesearch model serve --backend torch` hosts our engine behind the OpenAI-compatible API."""
-    import subprocess
-    import sys
-
     import httpx
 
-    from tests.conftest import free_port
-    from tests.model_runtime.conftest import wait_healthy
+    from tests.conftest import free_port, moesearch_server
 
     path = random_gguf(tmp_path, "qwen3moe")
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "model", "serve", "--backend", "torch", "--model",
-                             str(path), "--port", str(port), "--n-ctx", "512"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        wait_healthy(f"http://127.0.0.1:{port}/health", proc)
+    args = ["model", "serve", "--backend", "torch", "--model", str(path), "--port", str(port), "--n-ctx", "512"]
+    with moesearch_server(args, f"http://127.0.0.1:{port}/health"):
         r = httpx.post(f"http://127.0.0.1:{port}/v1/completions", timeout=60,
                        json={"prompt": "hello", "max_tokens": 4, "temperature": 0})
         assert r.status_code == 200, r.text
         body = r.json()
         assert body["usage"]["prompt_tokens"] == 5 and body["usage"]["completion_tokens"] <= 4
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
