@@ -139,7 +139,7 @@ class LlamaCppLLM(LLM):
                         return text, n, False
                     continue
                 return body[:end], n, validator.is_valid(value)
-        # cut off by max_tokens while still on course: repaired as the grammar's output would be
+        # cut off (max_tokens or a stop sequence) while still on course: repaired as the grammar's output would be
         try:
             parse_json_output(text, json_schema)
         except ModelOutputError:
