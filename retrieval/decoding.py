@@ -76,10 +76,10 @@ def choose_encoding(body: bytes, content_type: str = "", html: bool = True) -> w
 
 def decode_body(body: bytes, content_type: str = "", html: bool = True) -> str:
     """The text of a body, decoded as a browser would (see the module docstring). Raises
-    ``UnsupportedContentError`` for binary data (NUL bytes without a UTF-16 BOM)."""
-    if _is_binary(body):
-        raise UnsupportedContentError("binary content, not text")
+    ``UnsupportedContentError`` for binary data (NUL bytes, unless UTF-16 by its BOM or its header)."""
     encoding = choose_encoding(body, content_type, html)
+    if _is_binary(body) and encoding.name not in ("utf-16le", "utf-16be"):
+        raise UnsupportedContentError("binary content, not text")
     if encoding.name == "gbk":  # the standard's GBK decoder is the gb18030 decoder
         encoding = webencodings.lookup("gb18030")
     text, _ = webencodings.decode(body, encoding, errors="replace")

@@ -179,9 +179,14 @@ def _cache_key(url: str) -> str:
     return urlunsplit((p.scheme.lower(), p.netloc.lower(), p.path or "/", p.query, ""))
 
 
+def _printable(text: str, n: int = 100) -> str:
+    """``text`` for a one-line message: cut at ``n`` characters, control characters escaped."""
+    out = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text[:n])
+    return out + ("..." if len(text) > n else "")
+
+
 def _short(url: str, n: int = 80) -> str:
-    text = url.encode("ascii", "backslashreplace").decode("ascii")
-    return text if len(text) <= n else text[:n] + "..."
+    return f"'{_printable(url, n)}'"
 
 
 def check_url(url: str, allow: _Allow | None = None, base: str | None = None) -> str:
@@ -196,7 +201,7 @@ def check_url(url: str, allow: _Allow | None = None, base: str | None = None) ->
     try:
         parsed = URL(url.strip(), base) if base else URL(url.strip())
     except (ValueError, UnicodeError):
-        raise InvalidURLError(f"blocked: invalid URL {_short(url)!r}: it does not parse (check the host, the port "
+        raise InvalidURLError(f"blocked: invalid URL {_short(url)}: it does not parse (check the host, the port "
                               "and any brackets)", url) from None
     scheme = parsed.protocol.rstrip(":").lower()
     if scheme not in ("http", "https"):
@@ -205,9 +210,10 @@ def check_url(url: str, allow: _Allow | None = None, base: str | None = None) ->
     if not host:
         raise BlockedURLError("blocked: URL has no host", url)
     try:
-        httpx.URL(parsed.href)  # what the client will send must parse too (httpx checks IDNA labels strictly)
-    except (httpx.InvalidURL, ValueError, UnicodeError):
-        raise InvalidURLError(f"blocked: invalid URL, {_short(host)!r} is not a valid host name", url) from None
+        httpx.URL(parsed.href).host  # what the client sends must pass httpx too: IDNA 2008, stricter than browsers
+    except (httpx.InvalidURL, ValueError, UnicodeError) as e:
+        raise InvalidURLError(f"blocked: invalid URL {_short(url)}: the host is not a valid domain name "
+                              f"({_printable(str(e)) or type(e).__name__})", url) from None
     port = int(parsed.port) if parsed.port else (443 if scheme == "https" else 80)
     ip = _parse_ip(host)
     if ip is not None and ip_is_forbidden(ip) and not (allow and allow(host, port)):
@@ -298,7 +304,7 @@ class Fetcher:
                     e.url = url
                 raise
             except (httpx.InvalidURL, UnicodeError) as e:  # check_url let through what httpx cannot send
-                raise InvalidURLError(f"blocked: invalid URL {_short(url)!r}: {str(e) or type(e).__name__}",
+                raise InvalidURLError(f"blocked: invalid URL {_short(url)}: {_printable(str(e)) or type(e).__name__}",
                                       url) from None
             except httpx.ConnectTimeout as e:
                 raise FetchTimeoutError(f"connect timeout ({self.settings.fetch_timeout_connect_s:g}s) to {host}",
@@ -399,7 +405,7 @@ class Fetcher:
             try:
                 current = check_url(location, self._allow, base=current)
             except BlockedURLError as e:  # InvalidURLError included: it keeps its type
-                raise type(e)(f"redirect to {_short(location, 60)!r} {e.reason}", url) from None
+                raise type(e)(f"redirect to {_short(location, 60)} {e.reason}", url) from None
             if current in seen:
                 raise TooManyRedirectsError("redirect loop", url)
             seen.add(current)
