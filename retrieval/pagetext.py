@@ -73,8 +73,8 @@ _NEEDS_SCRIPT = re.compile(
     r"javascript|js\b|\bcookies?\b|脚本|スクリプト",
     re.I)
 _ASKS_TO_ENABLE = re.compile(
-    r"enabl|activat|turn\w* on|switch\w* on|requir|need|disabled|not (?:supported|available)|unsupported|allow|"
-    r"aktivier|einschalt|activ|habilit|attiv|abilit|ativ|włącz|включ|разреш|启用|開啟|开启|有効|켜",
+    r"enabl|activat|turn\w* (?:it )?on|switch\w* (?:it )?on|requir|disabled|not (?:supported|available)|"
+    r"unsupported|aktivier|einschalt|activ|habilit|attiv|abilit|włącz|включ|разреш|启用|開啟|开启|有効|켜",
     re.I)
 PLACEHOLDER_MAX_CHARS = 600
 

@@ -72,6 +72,8 @@ def split_sentences(text: str) -> list[Span]:
 
 
 def _split_long(text: str, span: Span, max_words: int) -> list[Span]:
+    if span.end - span.start < 2 * max_words:  # too short to hold more than max_words words
+        return [span]
     words = list(re.finditer(r"\S+", text[span.start:span.end]))
     if len(words) <= max_words:
         return [span]
