@@ -137,11 +137,43 @@ def _stemmer():
         return None
 
 
+# Scripts written without spaces between words (Han, kana, Hangul syllables): a run of them is cut into
+# overlapping character bigrams, as Lucene's CJKAnalyzer does, so a question shares tokens with the page that
+# answers it. Bump TOKENIZER_VERSION when tokens change: indexes built with another version rebuild their BM25.
+TOKENIZER_VERSION = 2
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af\u31f0-\u31ff"
+                  r"\U00020000-\U0002ffff]+")
+
+
+def _cjk_bigrams(run: str) -> list[str]:
+    return [run] if len(run) == 1 else [run[i:i + 2] for i in range(len(run) - 1)]
+
+
+def _split_cjk(words: list[str]) -> tuple[list[str], list[str]]:
+    """(other words, CJK bigrams) of word tokens that may mix scripts ("iphone手机" -> iphone, 手机)."""
+    other, cjk = [], []
+    for w in words:
+        pos = 0
+        for m in _CJK.finditer(w):
+            if m.start() > pos:
+                other.append(w[pos:m.start()])
+            cjk.extend(_cjk_bigrams(m.group()))
+            pos = m.end()
+        if pos < len(w):
+            other.append(w[pos:])
+    return other, cjk
+
+
 def tokenize(text: str) -> list[str]:
-    """Lower-cased, stop words removed, stemmed word tokens (the same scheme the index uses)."""
-    words = [w for w in _WORD.findall(text.lower()) if w not in _STOPWORDS]
+    """Lower-cased, stop words removed, stemmed word tokens; runs of CJK characters as character bigrams (the same
+    scheme the index uses). Linear in ``len(text)``."""
+    words = _WORD.findall(text.lower())
+    cjk: list[str] = []
+    if _CJK.search(text):
+        words, cjk = _split_cjk(words)
+    words = [w for w in words if w not in _STOPWORDS]
     st = _stemmer()
-    return st.stemWords(words) if st is not None else words
+    return (st.stemWords(words) if st is not None else words) + cjk
 
 
 class SmallBM25:
