@@ -341,8 +341,8 @@ class Fetcher:
                 self._robots[origin] = await self._load_robots(origin)
         rules = self._robots[origin]
         if not rules.allows(url):
-            raise RobotsDisallowedError(f"robots.txt of {p.hostname} {rules.disallow_all_reason or 'disallows this URL'}",
-                                        url)
+            why = rules.disallow_all_reason or "disallows this URL"
+            raise RobotsDisallowedError(f"robots.txt of {p.hostname} {why}", url)
 
     async def _load_robots(self, origin: str) -> RobotsRules:
         url = origin + "/robots.txt"

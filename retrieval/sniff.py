@@ -22,7 +22,8 @@ _BINARY_SIGNATURES = (
     (b"GIF87a", "image/gif"), (b"GIF89a", "image/gif"), (b"\x89PNG\r\n\x1a\n", "image/png"),
     (b"\xff\xd8\xff", "image/jpeg"), (b"BM", "image/bmp"), (b"\x00\x00\x01\x00", "image/x-icon"),
     (b"OggS\x00", "application/ogg"), (b"ID3", "audio/mpeg"), (b"\x1aE\xdf\xa3", "video/webm"),
-    (b"PK\x03\x04", "application/zip"), (b"\x1f\x8b\x08", "application/x-gzip"), (b"Rar!\x1a\x07", "application/x-rar-compressed"),
+    (b"PK\x03\x04", "application/zip"), (b"\x1f\x8b\x08", "application/x-gzip"),
+    (b"Rar!\x1a\x07", "application/x-rar-compressed"),
     (b"wOFF", "font/woff"), (b"wOF2", "font/woff2"),
 )
 _BOMS = (b"\xfe\xff", b"\xff\xfe", b"\xef\xbb\xbf")

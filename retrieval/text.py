@@ -213,17 +213,20 @@ def rrf(rankings: list[list[int]], k: int = 60) -> dict[int, float]:
 
 
 def normalize_url(url: str) -> str:
-    """A key for merging duplicate URLs: no fragment, lower-case scheme/host, no default port, no trailing slash."""
+    """A key for merging duplicate URLs: no fragment, lower-case scheme/host, no default port, no trailing slash.
+    A URL that does not parse (a bad port, a broken bracket) is its own key: the fetcher refuses it later."""
     from urllib.parse import urlsplit, urlunsplit
 
+    url = str(url).strip()
     try:
-        p = urlsplit(url.strip())
+        p = urlsplit(url)
+        port = p.port
     except ValueError:
-        return url.strip()
+        return url
     scheme = p.scheme.lower()
     host = (p.hostname or "").lower()
-    if p.port and not ((scheme == "http" and p.port == 80) or (scheme == "https" and p.port == 443)):
-        host = f"{host}:{p.port}"
+    if port and not ((scheme == "http" and port == 80) or (scheme == "https" and port == 443)):
+        host = f"{host}:{port}"
     path = p.path.rstrip("/") or "/"
     if scheme in ("http", "https"):
         scheme = "https"  # the same page over http and https is one hit

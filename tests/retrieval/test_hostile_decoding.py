@@ -47,7 +47,8 @@ def test_bom_beats_the_header_and_the_meta(hostile):
 
 def test_http_charset_beats_meta(hostile):
     text = "<html><head><meta charset='iso-8859-1'></head><body><article><p>" + \
-           "Größe und Übermaß: die Straße ist lang, und die Nacht ist kühl und dunkel. " * 2 + "</p></article></body></html>"
+           "Größe und Übermaß: die Straße ist lang, und die Nacht ist kühl und dunkel. " * 2 + \
+           "</p></article></body></html>"
     assert "Größe und Übermaß" in read(hostile, "/utf8", text.encode("utf-8"), "text/html; charset=utf-8")
 
 

@@ -10,22 +10,12 @@ import pytest
 
 from retrieval import BlockedURLError, FetchError, InvalidURLError
 from retrieval.fetcher import check_url
+from tests.retrieval.attack_urls import MALFORMED, NOT_HTTP, OBFUSCATED_LOOPBACK, REDIRECT_LOCATIONS
 from tests.retrieval.conftest import fetch_one, hostile_settings
 from tests.retrieval.test_cli import one_line_error, run
 
 PAGE = "<html><body><article><p>" + "A page with enough words in it to be read as the main text. " * 4 + \
        "</p></article></body></html>"
-
-# URLs that name a non-public address in a notation browsers accept: refused, never connected to
-OBFUSCATED_LOOPBACK = ["http://0177.0.0.1/", "http://0x7f.1/", "http://2130706433/", "http://127.1/",
-                       "http://017700000001/", "http://０ｘ７ｆ．１/", "http://[::ffff:127.0.0.1]/",
-                       "http://[0:0:0:0:0:ffff:7f00:1]/", "http://0.0.0.0/", "http://[::]/", " http://127.0.0.1\t/"]
-# URLs that no client can send: InvalidURLError
-MALFORMED = ["http://☃.example/", "http://xn--/", "http://xn--a.example/", "http://exa mple.com/", "http://[::1",
-             "http://example.com:99999/", "http://%zz/", "http://a.b/\ud800", "http://ex\x00ample.com/",
-             "http://1.2.3.4.5/", "http://user@/", "http://[v1.x]/", "http://999.1.1.1/"]
-NOT_HTTP = ["javascript:alert(1)", "data:text/html,<script>alert(1)</script>", "file:///etc/passwd",
-            "ftp://example.com/", "", "   ", "mailto:a@b.c"]
 
 
 def one_line(e: Exception) -> str:
@@ -62,18 +52,8 @@ def test_check_url_gives_what_a_browser_would_request():
     assert check_url("/relative", base="https://example.org/dir/page") == "https://example.org/relative"
 
 
-@pytest.mark.parametrize("location, error", [
-    ("javascript:alert(1)", BlockedURLError),
-    ("data:text/html,<script>alert(1)</script>", BlockedURLError),
-    ("data:text/html;base64,PGgxPmhpPC9oMT4=", BlockedURLError),
-    ("http://[::1", InvalidURLError),
-    ("http://☃.example/", InvalidURLError),
-    ("http://0177.0.0.1/admin", BlockedURLError),
-    ("http://169.254.169.254/latest/meta-data/", BlockedURLError),
-    ("http://[fec0::1]/", BlockedURLError),
-    ("http://exa mple.com/", InvalidURLError),
-    ("file:///etc/passwd", BlockedURLError),
-])
+@pytest.mark.parametrize("location, error", [(loc, BlockedURLError if kind == "blocked" else InvalidURLError)
+                                             for loc, kind in REDIRECT_LOCATIONS])
 def test_redirect_to_a_bad_location_is_our_error(hostile, location, error):
     url = hostile.page("/jump", b"", None, status=302, Location=location)
     with pytest.raises(error) as e:
@@ -96,13 +76,15 @@ def test_bad_hit_urls_from_a_search_engine(hostile):
     our own error (the agent skips such a hit with a step saying why)."""
     from retrieval.providers import SearxngSearchProvider
 
-    bad = ["http://☃.example/", "javascript:alert(1)", "http://[::1", "http://0177.0.0.1/", "not a url", "", 12]
+    bad = ["http://☃.example/", "javascript:alert(1)", "http://[::1", "http://0177.0.0.1/", "not a url", "", 12,
+           "http://example.com:99999/", "http://a:b/", "http://exa mple.com/"]
     results = [{"url": u, "title": f"hit {i}", "content": "snippet"} for i, u in enumerate(bad)]
     hostile.page("/search", json.dumps({"results": results}), "application/json")
     settings = hostile_settings(hostile, searxng_url=hostile.url)
     with SearxngSearchProvider(settings) as provider:
-        hits = provider.search("anything", k=10).hits
-    assert hits, "the provider keeps hits it cannot judge; the fetcher refuses them"
+        hits = provider.search("anything", k=20).hits
+    # the provider keeps the hits it cannot judge (all but the empty one); the fetcher refuses them
+    assert len(hits) == len(bad) - 1
     for h in hits:
         with pytest.raises(FetchError) as e:
             fetch_one(hostile_settings(hostile), h.url)
