@@ -1,10 +1,12 @@
 """The fetcher: async httpx with an SSRF guard, limits, retries, robots.txt and an SQLite cache.
 
-The SSRF guard sits in the network layer: every TCP connection resolves the host itself, refuses it when any
-address is loopback, private, link-local, multicast, reserved or otherwise not global (IPv4 and IPv6, IPv4-mapped
-included), and connects to the very address it checked, so DNS rebinding cannot slip past. Redirects are followed
-by hand, one hop at a time, and every hop goes through the same checks. Only the SearXNG origin the user configured
-and ``fetch_allow_hosts`` may be private."""
+Every URL (given, or a redirect's Location) is parsed as browsers parse it (``check_url``: WHATWG URL, so
+``http://0177.0.0.1/`` is 127.0.0.1), and what does not parse is our ``InvalidURLError``. The SSRF guard sits in the
+network layer: every TCP connection resolves the host itself, refuses it when any address is on the deny-list
+(``addresses.py``: not global, or a special-purpose range; IPv4 embedded in IPv6 judged by itself), and connects to
+the very address it checked, so DNS rebinding cannot slip past. Redirects are followed by hand, one hop at a time,
+and every hop goes through the same checks. Only the SearXNG origin the user configured and ``fetch_allow_hosts``
+may be private. A body whose Content-Type says nothing is sniffed from its bytes (``sniff.py``)."""
 
 from __future__ import annotations
 
@@ -159,6 +161,19 @@ def _main_type(content_type: str) -> str:
 
 
 sniff_type = sniff  # the older name
+
+
+def _content_type(header: str, body: bytes, url: str) -> str:
+    """The page's content type: the header's, or, when it says nothing, the one its bytes show (as in a browser).
+    Raises ``UnsupportedContentError`` when the bytes are of a type we do not read."""
+    if _main_type(header) not in UNINFORMATIVE_TYPES:
+        return header
+    sniffed = sniff(body)
+    if sniffed not in ALLOWED_TYPES:
+        served = f"served as {_main_type(header)}" if _main_type(header) else "served without a type"
+        what = "binary data" if sniffed == "application/octet-stream" else sniffed
+        raise UnsupportedContentError(f"unsupported content: {what} by its bytes, {served}", url)
+    return sniffed
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -412,14 +427,7 @@ class Fetcher:
         if status != 200:
             reason = httpx.codes.get_reason_phrase(status) or "error"
             raise HTTPStatusError(f"HTTP {status} {reason}", current, status=status)
-        ctype = hdrs.get("content-type", "")
-        if _main_type(ctype) in UNINFORMATIVE_TYPES:  # the bytes decide, as in a browser
-            sniffed = sniff(body)
-            if sniffed not in ALLOWED_TYPES:
-                served = f"served as {_main_type(ctype)}" if _main_type(ctype) else "served without a type"
-                what = "binary data" if sniffed == "application/octet-stream" else sniffed
-                raise UnsupportedContentError(f"unsupported content: {what} by its bytes, {served}", current)
-            ctype = sniffed
+        ctype = _content_type(hdrs.get("content-type", ""), body, current)
         now = time.time()
         page = Page(url=current, requested_url=url, status=status, content_type=ctype, body=body, headers=hdrs,
                     fetched_at=now, from_cache=False, elapsed_s=time.perf_counter() - t0)
