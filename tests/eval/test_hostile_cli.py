@@ -77,7 +77,6 @@ def _runs(env: dict) -> list[dict]:
     return [json.loads(line) for line in p.stdout.decode().splitlines() if line.strip()]
 
 
-@pytest.mark.slow
 def test_a_killed_eval_run_is_listed_as_interrupted(eval_env, tmp_path):
     """A real closed-book run on the embedded model, killed with SIGKILL while running."""
     dataset = write_subset(tmp_path / "five.jsonl", 5)
