@@ -30,6 +30,11 @@ def ask_command(
     """Answer a question with citations (offline on the embedded defaults)."""
     from agent.console import run_ask
 
+    if any("\udc80" <= c <= "\udcff" for c in question):  # bytes that were not UTF-8, as Python keeps them in argv
+        from agent.errors import BadRequestError
+
+        raise BadRequestError("the question is not valid UTF-8 text; set the terminal to UTF-8 (e.g. LANG=C.UTF-8)")
+
     run_ask(question, mode=mode, model=model, backend=backend, openai_url=openai_url, provider=provider, searxng_url=searxng_url,
             corpus=corpus, time_range=time_range, deadline=deadline, as_json=as_json, quiet=quiet)
 

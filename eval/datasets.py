@@ -170,6 +170,8 @@ def load_dataset(name_or_path: str | Path, *, on_bad_line: OnBadLine = "skip") -
                 ex = parse_example(json.loads(line), lineno)
             except json.JSONDecodeError as e:
                 reason = f"invalid JSON ({e.msg} at column {e.colno})"
+            except RecursionError:
+                reason = "JSON nested too deeply; a line is one flat object with id, question and answers"
             except ValueError as e:
                 reason = str(e)
             else:

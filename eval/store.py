@@ -12,14 +12,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import UniqueConstraint
+from sqlalchemy import UniqueConstraint, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, select
 
 from retrieval.db import sqlite_engine
 
+from eval import runlock
 from eval.errors import RunNotFoundError
 from eval.settings import EvalSettings
+
+INTERRUPTED_NOTE = "the process running it stopped without finishing (killed?); resume it"
 
 
 def _now() -> str:
@@ -117,6 +120,8 @@ class Store:
         return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
 
     def create_run(self, run: EvalRun) -> EvalRun:
+        if run.status == "running":
+            runlock.hold(self.db, run.id)  # before the row exists: a running row without a live holder is dead
         with Session(self.engine, expire_on_commit=False) as s:
             s.add(run)
             s.commit()
@@ -130,11 +135,13 @@ class Store:
                 matches = s.exec(select(EvalRun).where(EvalRun.id.startswith(run_id))).all()
                 if len(matches) == 1:
                     run = matches[0]
-            if run is None:
-                raise RunNotFoundError(f"no eval run {run_id!r} in {self.db}; see `moesearch eval list`")
-            return run
+        if run is None:
+            raise RunNotFoundError(f"no eval run {run_id!r} in {self.db}; see `moesearch eval list`")
+        return self._checked(run)
 
     def update_run(self, run_id: str, **fields: Any) -> None:
+        if fields.get("status") == "running":
+            runlock.hold(self.db, run_id)
         with Session(self.engine, expire_on_commit=False) as s:
             run = s.get(EvalRun, run_id)
             if run is None:
@@ -144,10 +151,24 @@ class Store:
             run.updated_at = _now()
             s.add(run)
             s.commit()
+        if fields.get("status", "running") != "running":
+            runlock.release(self.db, run_id)
+
+    def _checked(self, run: EvalRun) -> EvalRun:
+        """``run``, marked ``interrupted`` (in the database too) when it says running but no process runs it."""
+        if run.status != "running" or runlock.is_alive(self.db, run.id):
+            return run
+        with Session(self.engine, expire_on_commit=False) as s:
+            # only if still running: a run that finished since it was read keeps its status
+            s.exec(update(EvalRun).where(EvalRun.id == run.id, EvalRun.status == "running")
+                   .values(status="interrupted", error=run.error or INTERRUPTED_NOTE, updated_at=_now()))
+            s.commit()
+            return s.get(EvalRun, run.id) or run
 
     def list_runs(self) -> list[EvalRun]:
         with Session(self.engine, expire_on_commit=False) as s:
-            return list(s.exec(select(EvalRun).order_by(EvalRun.created_at.desc())).all())
+            runs = list(s.exec(select(EvalRun).order_by(EvalRun.created_at.desc())).all())
+        return [self._checked(r) for r in runs]
 
     def delete_run(self, run_id: str) -> None:
         run_id = self.get_run(run_id).id

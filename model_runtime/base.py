@@ -70,15 +70,29 @@ def render_plain_prompt(messages: Messages) -> str:
     return "".join(parts) + "Assistant:"
 
 
-_THINK = re.compile(r"<think>(.*?)(?:</think>|$)", re.DOTALL)
+# The tags reasoning models wrap their thinking in. Some chat templates write the opening tag into the prompt, so the
+# output has a closing tag and no opening one: everything before the last closing tag is reasoning.
+_OPEN_THINK = re.compile(r"<(think|thinking|reasoning|thought)>", re.I)
+_CLOSE_THINK = re.compile(r"</(think|thinking|reasoning|thought)>", re.I)
 
 
 def split_reasoning(text: str) -> tuple[str, str | None]:
-    """Separate `<think>...</think>` reasoning from the answer text."""
-    found = _THINK.findall(text)
-    if not found:
+    """(answer, reasoning) of a model's output: everything up to the last closing ``</think>`` (or ``</thinking>``,
+    ``</reasoning>``, ``</thought>``) is reasoning, with or without its opening tag; an opening tag with no closing
+    one starts reasoning that runs to the end (unfinished). Reasoning is None when the output has no such tag.
+    Linear in ``len(text)``."""
+    last_close = None
+    for last_close in _CLOSE_THINK.finditer(text):
+        pass
+    answer, reasoning = (text[last_close.end():], text[:last_close.start()]) if last_close else (text, None)
+    opened = _OPEN_THINK.search(answer)
+    if opened:  # reasoning (re)started after the last closing tag and was cut off
+        reasoning = (reasoning or "") + "\n" + answer[opened.end():]
+        answer = answer[:opened.start()]
+    if reasoning is None:
         return text, None
-    return _THINK.sub("", text).strip(), "\n".join(s.strip() for s in found)
+    reasoning = _CLOSE_THINK.sub("\n", _OPEN_THINK.sub("\n", reasoning))
+    return answer.strip(), re.sub(r"\n{3,}", "\n\n", reasoning).strip()
 
 
 def parse_json_output(text: str, schema: dict) -> Any:

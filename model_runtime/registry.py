@@ -71,8 +71,14 @@ def embedded_model_path(settings: ModelSettings | None = None) -> Path:
 def check_gguf(path: Path) -> Path:
     if not path.exists():
         raise ModelNotFoundError(f"model file {path} does not exist; check the path or run `moesearch model list`")
-    with path.open("rb") as f:
-        magic = f.read(4)
+    if path.is_dir():
+        raise ModelNotFoundError(f"{path} is a folder; give the path of the .gguf file in it, or run "
+                                 "`moesearch model list`")
+    try:
+        with path.open("rb") as f:
+            magic = f.read(4)
+    except OSError as e:
+        raise ModelNotFoundError(f"cannot read model file {path} ({e.strerror}); check its permissions") from None
     if magic != GGUF_MAGIC:
         raise CorruptModelError(f"{path} is not a GGUF file (bad magic bytes); download it again")
     return path

@@ -2,14 +2,16 @@
 ranks passages, and a local web for offline use. Imports nothing else of moesearch."""
 
 from .errors import (BadQueryError, BlockedURLError, CorpusError, ExtractionError, FetchError, FetchNetworkError,
-                     FetchTimeoutError, HTTPStatusError, RetrievalError, RobotsDisallowedError, SearchUnavailableError,
-                     SearxngJSONDisabledError, TooLargeError, TooManyRedirectsError, UnsupportedContentError)
+                     FetchTimeoutError, HTTPStatusError, InvalidURLError, RetrievalError, RobotsDisallowedError,
+                     SearchUnavailableError, SearxngJSONDisabledError, TooLargeError, TooManyRedirectsError,
+                     UnsupportedContentError)
 from .settings import RetrievalSettings
 from .types import Document, Hit, Page, Passage, SearchResult
 
 __all__ = [
     "BadQueryError", "BlockedURLError", "CorpusError", "CorpusIndex", "Document", "ExtractionError", "FetchError",
-    "FetchNetworkError", "FetchTimeoutError", "Fetcher", "HTTPStatusError", "Hit", "LocalSearchProvider", "LocalWeb",
+    "FetchNetworkError", "FetchTimeoutError", "Fetcher", "HTTPStatusError", "Hit", "InvalidURLError",
+    "LocalSearchProvider", "LocalWeb",
     "Page", "Passage", "Reader", "RetrievalError", "RetrievalSettings", "RobotsDisallowedError", "SearchProvider",
     "SearchResult", "SearchUnavailableError", "SearxngJSONDisabledError", "SearxngSearchProvider", "TooLargeError",
     "TooManyRedirectsError", "UnsupportedContentError", "fetch_url", "make_provider",

@@ -92,7 +92,13 @@ def _read_folder(path: Path) -> list[CorpusDoc]:
             title, text = d.title, d.text
             published = d.published
         else:
-            text = data.decode("utf-8", errors="replace")
+            from .decoding import decode_body
+            from .errors import UnsupportedContentError
+
+            try:
+                text = decode_body(data, "", html=False)  # a BOM or a legacy charset reads as browsers read it
+            except UnsupportedContentError:  # binary data named .txt: skipped like an unreadable page
+                continue
             title, text = _title_from_file(p, text)
             published = None
         if not text.strip():

@@ -57,6 +57,11 @@ class BlockedURLError(FetchError):
     exit_code = 2
 
 
+class InvalidURLError(BlockedURLError):
+    """A URL (given, from a search hit, or a redirect's Location) that no browser could fetch: unparsable, a host that
+    is not a valid domain name or IP address, a bad port. Never retried; a caller skips it and goes on."""
+
+
 class RobotsDisallowedError(FetchError):
     exit_code = 2
 

@@ -1,29 +1,33 @@
 """The fetcher: async httpx with an SSRF guard, limits, retries, robots.txt and an SQLite cache.
 
-The SSRF guard sits in the network layer: every TCP connection resolves the host itself, refuses it when any
-address is loopback, private, link-local, multicast, reserved or otherwise not global (IPv4 and IPv6, IPv4-mapped
-included), and connects to the very address it checked, so DNS rebinding cannot slip past. Redirects are followed
-by hand, one hop at a time, and every hop goes through the same checks. Only the SearXNG origin the user configured
-and ``fetch_allow_hosts`` may be private."""
+Every URL (given, or a redirect's Location) is parsed as browsers parse it (``check_url``: WHATWG URL, so
+``http://0177.0.0.1/`` is 127.0.0.1), and what does not parse is our ``InvalidURLError``. The SSRF guard sits in the
+network layer: every TCP connection resolves the host itself, refuses it when any address is on the deny-list
+(``addresses.py``: not global, or a special-purpose range; IPv4 embedded in IPv6 judged by itself), and connects to
+the very address it checked, so DNS rebinding cannot slip past. Redirects are followed by hand, one hop at a time,
+and every hop goes through the same checks. Only the SearXNG origin the user configured and ``fetch_allow_hosts``
+may be private. A body whose Content-Type says nothing is sniffed from its bytes (``sniff.py``)."""
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
-import ipaddress
 import socket
 import time
 import zlib
 from typing import Any
-from urllib.parse import urljoin, urlsplit, urlunsplit
-from urllib.robotparser import RobotFileParser
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import httpcore
 
+from .addresses import ip_is_forbidden, parse_ip as _parse_ip
 from .errors import (BlockedURLError, FetchError, FetchNetworkError, FetchTimeoutError, HTTPStatusError,
-                     RobotsDisallowedError, TooLargeError, TooManyRedirectsError, UnsupportedContentError)
+                     InvalidURLError, RobotsDisallowedError, TooLargeError, TooManyRedirectsError,
+                     UnsupportedContentError)
+from .robots import ROBOTS_MAX_BYTES, ROBOTS_MAX_REDIRECTS, RobotsRules
 from .settings import RetrievalSettings
+from .sniff import UNINFORMATIVE_TYPES, sniff
 from .types import Page
 
 ALLOWED_TYPES = {
@@ -32,25 +36,6 @@ ALLOWED_TYPES = {
 }
 RETRY_STATUSES = {429, 500, 502, 503, 504}
 REDIRECT_STATUSES = {301, 302, 303, 307, 308}
-
-
-def ip_is_forbidden(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return ip_is_forbidden(ip.ipv4_mapped)
-        if ip.sixtofour is not None:
-            return ip_is_forbidden(ip.sixtofour)
-        if ip.teredo is not None:
-            return True
-    return (not ip.is_global) or ip.is_multicast or ip.is_reserved or ip.is_loopback or ip.is_link_local \
-        or ip.is_private or ip.is_unspecified
-
-
-def _parse_ip(host: str):
-    try:
-        return ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
-    except ValueError:
-        return None
 
 
 class _Allow:
@@ -109,6 +94,18 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
+_LOCATION = "x-moesearch-location"
+
+
+async def _hide_location(response: httpx.Response) -> None:
+    """Move a redirect's Location out of httpx's sight: httpx parses it even with redirects off, and a Location
+    such as ``javascript:...`` or ``data:...`` made it raise ``InvalidURL`` before we could refuse the target. We
+    resolve and check every Location ourselves (``check_url``)."""
+    if "location" in response.headers:
+        response.headers[_LOCATION] = response.headers["location"]
+        del response.headers["location"]
+
+
 class _Decoder:
     """Decompresses a body while bounding its decompressed size (compression bombs stop at the limit)."""
 
@@ -163,17 +160,20 @@ def _main_type(content_type: str) -> str:
     return content_type.split(";", 1)[0].strip().lower()
 
 
-def sniff_type(body: bytes) -> str:
-    head = body[:1024].lstrip().lower()
-    if head.startswith(b"%pdf"):
-        return "application/pdf"
-    if head.startswith((b"<!doctype html", b"<html", b"<head", b"<body")) or b"<html" in head:
-        return "text/html"
-    if head.startswith((b"{", b"[")):
-        return "application/json"
-    if b"\x00" in body[:4096]:
-        return "application/octet-stream"
-    return "text/plain"
+sniff_type = sniff  # the older name
+
+
+def _content_type(header: str, body: bytes, url: str) -> str:
+    """The page's content type: the header's, or, when it says nothing, the one its bytes show (as in a browser).
+    Raises ``UnsupportedContentError`` when the bytes are of a type we do not read."""
+    if _main_type(header) not in UNINFORMATIVE_TYPES:
+        return header
+    sniffed = sniff(body)
+    if sniffed not in ALLOWED_TYPES:
+        served = f"served as {_main_type(header)}" if _main_type(header) else "served without a type"
+        what = "binary data" if sniffed == "application/octet-stream" else sniffed
+        raise UnsupportedContentError(f"unsupported content: {what} by its bytes, {served}", url)
+    return sniffed
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -194,26 +194,46 @@ def _cache_key(url: str) -> str:
     return urlunsplit((p.scheme.lower(), p.netloc.lower(), p.path or "/", p.query, ""))
 
 
-def check_url(url: str, allow: _Allow | None = None) -> str:
-    """Refuse anything but http(s) URLs with a host; refuse literal non-public IPs unless allowed."""
+def _printable(text: str, n: int = 100) -> str:
+    """``text`` for a one-line message: cut at ``n`` characters, control characters escaped."""
+    out = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text[:n])
+    return out + ("..." if len(text) > n else "")
+
+
+def _short(url: str, n: int = 80) -> str:
+    return f"'{_printable(url, n)}'"
+
+
+def check_url(url: str, allow: _Allow | None = None, base: str | None = None) -> str:
+    """The URL as a browser would request it (WHATWG URL parsing, ``ada_url``: IDNA hosts in punycode, IPv4 in
+    every notation a browser accepts, ``0177.0.0.1`` included, made dotted-decimal), resolved against ``base``
+    when given (a redirect's Location). Refuses anything but http(s) with a host, and literal non-public IPs unless
+    allowed. Raises ``InvalidURLError`` for what does not parse, ``BlockedURLError`` for what is refused."""
+    from ada_url import URL
+
     if not isinstance(url, str) or not url.strip():
-        raise BlockedURLError("blocked: empty URL", url)
-    url = url.strip()
+        raise BlockedURLError("blocked: empty URL", url if isinstance(url, str) else None)
     try:
-        p = urlsplit(url)
-        port = p.port
-    except ValueError as e:
-        raise BlockedURLError(f"blocked: malformed URL ({e})", url) from None
-    if p.scheme.lower() not in ("http", "https"):
-        scheme = p.scheme or "no scheme"
-        raise BlockedURLError(f"blocked: only http and https URLs are fetched, not {scheme}", url)
-    if not p.hostname:
+        parsed = URL(url.strip(), base) if base else URL(url.strip())
+    except (ValueError, UnicodeError):
+        raise InvalidURLError(f"blocked: invalid URL {_short(url)}: it does not parse (check the host, the port "
+                              "and any brackets)", url) from None
+    scheme = parsed.protocol.rstrip(":").lower()
+    if scheme not in ("http", "https"):
+        raise BlockedURLError(f"blocked: only http and https URLs are fetched, not {scheme or 'no scheme'}", url)
+    host = parsed.hostname
+    if not host:
         raise BlockedURLError("blocked: URL has no host", url)
-    port = port or (443 if p.scheme.lower() == "https" else 80)
-    ip = _parse_ip(p.hostname)
-    if ip is not None and ip_is_forbidden(ip) and not (allow and allow(p.hostname, port)):
-        raise BlockedURLError(f"blocked: {p.hostname} is a non-public address", url)
-    return url
+    try:
+        httpx.URL(parsed.href).host  # what the client sends must pass httpx too: IDNA 2008, stricter than browsers
+    except (httpx.InvalidURL, ValueError, UnicodeError) as e:
+        raise InvalidURLError(f"blocked: invalid URL {_short(url)}: the host is not a valid domain name "
+                              f"({_printable(str(e)) or type(e).__name__})", url) from None
+    port = int(parsed.port) if parsed.port else (443 if scheme == "https" else 80)
+    ip = _parse_ip(host)
+    if ip is not None and ip_is_forbidden(ip) and not (allow and allow(host, port)):
+        raise BlockedURLError(f"blocked: {host.strip('[]')} is a non-public address", url)
+    return parsed.href
 
 
 class Fetcher:
@@ -227,7 +247,7 @@ class Fetcher:
         self._client: httpx.AsyncClient | None = None
         self._global: asyncio.Semaphore | None = None
         self._hosts: dict[str, asyncio.Semaphore] = {}
-        self._robots: dict[str, RobotFileParser | None] = {}
+        self._robots: dict[str, RobotsRules] = {}
         self._robots_locks: dict[str, asyncio.Lock] = {}
 
     # ---------- lifecycle ----------
@@ -242,7 +262,8 @@ class Fetcher:
                 max_keepalive_connections=s.fetch_max_concurrency, keepalive_expiry=5.0,
                 network_backend=GuardedBackend(self._allow))
             self._client = httpx.AsyncClient(transport=transport, timeout=timeout, follow_redirects=False,
-                                             trust_env=False, headers={"User-Agent": s.user_agent})
+                                             trust_env=False, headers={"User-Agent": s.user_agent},
+                                             event_hooks={"response": [_hide_location]})
             self._global = asyncio.Semaphore(s.fetch_max_concurrency)
         if self._use_cache and self._cache is None:
             from .cache import FetchCache
@@ -279,12 +300,12 @@ class Fetcher:
             try:
                 async with client.stream("GET", url, headers={"Accept-Encoding": "gzip, deflate", **headers}) as r:
                     hdrs = {k.lower(): v for k, v in r.headers.items()}
-                    if r.status_code in REDIRECT_STATUSES and "location" in hdrs:
-                        return r.status_code, hdrs, b"", urljoin(url, hdrs["location"])
+                    if r.status_code in REDIRECT_STATUSES and _LOCATION in hdrs:
+                        return r.status_code, hdrs, b"", hdrs[_LOCATION]
                     if r.status_code != 200:
                         return r.status_code, hdrs, b"", None
                     ctype = _main_type(hdrs.get("content-type", ""))
-                    if check_type and ctype and ctype not in ALLOWED_TYPES:
+                    if check_type and ctype not in ALLOWED_TYPES and ctype not in UNINFORMATIVE_TYPES:
                         raise UnsupportedContentError(f"unsupported content type {ctype}", url)
                     length = hdrs.get("content-length", "")
                     if length.isdigit() and "content-encoding" not in hdrs and int(length) > max_bytes:
@@ -297,6 +318,9 @@ class Fetcher:
                 if e.url is None:
                     e.url = url
                 raise
+            except (httpx.InvalidURL, UnicodeError) as e:  # check_url let through what httpx cannot send
+                raise InvalidURLError(f"blocked: invalid URL {_short(url)}: {_printable(str(e)) or type(e).__name__}",
+                                      url) from None
             except httpx.ConnectTimeout as e:
                 raise FetchTimeoutError(f"connect timeout ({self.settings.fetch_timeout_connect_s:g}s) to {host}",
                                         url) from e
@@ -322,23 +346,30 @@ class Fetcher:
             attempt += 1
 
     # ---------- robots.txt ----------
-    async def _robots_ok(self, url: str) -> bool:
+    async def _robots_check(self, url: str) -> None:
+        """Raise ``RobotsDisallowedError`` when the origin's robots.txt (fetched once per Fetcher) forbids ``url``."""
         p = urlsplit(url)
         origin = f"{p.scheme}://{p.netloc}"
         lock = self._robots_locks.setdefault(origin, asyncio.Lock())
         async with lock:
             if origin not in self._robots:
-                parser: RobotFileParser | None = None
-                try:
-                    status, _, body, _ = await self._request(origin + "/robots.txt", {}, 512_000, check_type=False)
-                    if status == 200:
-                        parser = RobotFileParser()
-                        parser.parse(body.decode("utf-8", errors="replace").splitlines())
-                except (FetchTimeoutError, FetchNetworkError, TooLargeError, UnsupportedContentError):
-                    parser = None
-                self._robots[origin] = parser
-        parser = self._robots[origin]
-        return parser is None or parser.can_fetch("moesearch", url)
+                self._robots[origin] = await self._load_robots(origin)
+        rules = self._robots[origin]
+        if not rules.allows(url):
+            why = rules.disallow_all_reason or "disallows this URL"
+            raise RobotsDisallowedError(f"robots.txt of {p.hostname} {why}", url)
+
+    async def _load_robots(self, origin: str) -> RobotsRules:
+        url = origin + "/robots.txt"
+        try:
+            for _ in range(ROBOTS_MAX_REDIRECTS + 1):
+                status, _, body, location = await self._request(url, {}, ROBOTS_MAX_BYTES, check_type=False)
+                if location is None:
+                    return RobotsRules.from_response(status, body)
+                url = check_url(location, self._allow, base=url)
+        except (FetchTimeoutError, FetchNetworkError, TooLargeError, UnsupportedContentError, BlockedURLError):
+            pass  # no usable robots.txt: the page's own fetch reports a network fault
+        return RobotsRules.allow_all()
 
     # ---------- public ----------
     async def fetch(self, url: str) -> Page:
@@ -366,8 +397,8 @@ class Fetcher:
         seen = {current}
         hops = 0
         while True:
-            if s.fetch_respect_robots and not await self._robots_ok(current):
-                raise RobotsDisallowedError(f"robots.txt of {urlsplit(current).hostname} disallows this URL", current)
+            if s.fetch_respect_robots:
+                await self._robots_check(current)
             headers: dict[str, str] = {}
             if cached is not None and hops == 0:
                 if cached.etag:
@@ -387,22 +418,16 @@ class Fetcher:
             if hops > s.fetch_max_redirects:
                 raise TooManyRedirectsError(f"more than {s.fetch_max_redirects} redirects", url)
             try:
-                current = check_url(location, self._allow)
-            except BlockedURLError as e:
-                raise BlockedURLError(f"redirect {e.reason}", url) from None
+                current = check_url(location, self._allow, base=current)
+            except BlockedURLError as e:  # InvalidURLError included: it keeps its type
+                raise type(e)(f"redirect to {_short(location, 60)} {e.reason}", url) from None
             if current in seen:
                 raise TooManyRedirectsError("redirect loop", url)
             seen.add(current)
         if status != 200:
             reason = httpx.codes.get_reason_phrase(status) or "error"
             raise HTTPStatusError(f"HTTP {status} {reason}", current, status=status)
-        ctype = hdrs.get("content-type", "")
-        main = _main_type(ctype)
-        if not main:
-            main = sniff_type(body)
-            if main not in ALLOWED_TYPES:
-                raise UnsupportedContentError("binary content without a content type", current)
-            ctype = main
+        ctype = _content_type(hdrs.get("content-type", ""), body, current)
         now = time.time()
         page = Page(url=current, requested_url=url, status=status, content_type=ctype, body=body, headers=hdrs,
                     fetched_at=now, from_cache=False, elapsed_s=time.perf_counter() - t0)

@@ -19,7 +19,7 @@ import numpy as np
 from .corpus import DATA_DIR, DEFAULT_CORPUS, CorpusDoc, load_corpus, source_fingerprint
 from .errors import IndexError_
 from .settings import RetrievalSettings
-from .text import chunk_spans, rrf, tokenize
+from .text import TOKENIZER_VERSION, chunk_spans, rrf, tokenize
 
 INDEX_VERSION = 1
 # Dense vectors of the shipped corpus, computed once with the bundled model and shipped with the package, so that
@@ -192,6 +192,7 @@ class CorpusIndex:
             "source": str(Path(source).resolve()) if source is not None else None,
             "source_fingerprint": source_fingerprint(source),
             "dense": dense,
+            "tokenizer": TOKENIZER_VERSION,
             "built_at": time.time(),
             "build_seconds": round(time.perf_counter() - t0, 3),
         }
@@ -346,7 +347,7 @@ class CorpusIndex:
                     fresh = idx.meta.get("source_fingerprint") == source_fingerprint(source)
                     same = idx.meta.get("settings_fingerprint") == idx.settings_fingerprint() and idx.dense == dense
                     if fresh and same:
-                        return idx
+                        return idx._with_current_tokenizer()
                     if same and idx.dense and len(idx.passages) <= 50_000:  # reuse vectors of unchanged passages
                         idx.embedder.seed([idx._index_text(i) for i in range(len(idx.passages))], idx._all_vectors())
                     added = [d for d, o in zip(idx.docs, idx.origins) if o == "added"]
@@ -355,6 +356,14 @@ class CorpusIndex:
             added = [d for d in added if d.id not in ids]
             return cls.build(docs + added, path, settings, source=source,
                              origins=["source"] * len(docs) + ["added"] * len(added), dense=dense, progress=progress)
+
+    def _with_current_tokenizer(self) -> "CorpusIndex":
+        """Rebuild the BM25 part of an index made with another tokenizer version (cheap next to the vectors)."""
+        if self.meta.get("tokenizer", 1) != TOKENIZER_VERSION:
+            self._build_bm25()
+            self.meta["tokenizer"] = TOKENIZER_VERSION
+            self.save()
+        return self
 
     # ---------- search ----------
     def _bm25_scores(self, query: str) -> np.ndarray:

@@ -4,7 +4,6 @@ offsets: ``document.text[p.start:p.end] == p.text``."""
 
 from __future__ import annotations
 
-import io
 import json
 import mimetypes
 import re
@@ -12,57 +11,20 @@ from pathlib import Path
 
 import numpy as np
 
+from .decoding import decode_body
 from .errors import ExtractionError, UnsupportedContentError
+from .extractor import ExtractionTimeout, extract as run_extractor
+from .pagetext import collapse_spaces, is_placeholder, strip_tags, tidy
 from .settings import RetrievalSettings
+from .sniff import effective_type, sniff
 from .text import SmallBM25, chunk_spans, tokenize
 from .types import Document, Page, Passage
 
-_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([\w.:-]+)""", re.I)
 _TEXT_TYPES = {"text/plain", "text/markdown", "text/x-markdown"}
 _HTML_TYPES = {"text/html", "application/xhtml+xml"}
 
 
-def _charset_of(content_type: str) -> str | None:
-    m = re.search(r"charset\s*=\s*[\"']?([\w.:-]+)", content_type or "", re.I)
-    return m.group(1) if m else None
-
-
-def decode_body(body: bytes, content_type: str = "") -> str:
-    """Text of a body: the declared charset, a <meta charset>, UTF-8, or a detected charset, in that order."""
-    if b"\x00" in body[:8192] and not body.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise UnsupportedContentError("binary content, not text")
-    candidates = [_charset_of(content_type)]
-    m = _META_CHARSET.search(body[:4096])
-    if m:
-        candidates.append(m.group(1).decode("ascii", "ignore"))
-    for cs in candidates:
-        if cs:
-            try:
-                return body.decode(cs)
-            except (LookupError, UnicodeDecodeError):
-                continue
-    if body.startswith(b"\xef\xbb\xbf"):
-        return body[3:].decode("utf-8", errors="replace")
-    try:
-        return body.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    try:
-        from charset_normalizer import from_bytes
-
-        best = from_bytes(body[:200_000]).best()
-        if best is not None and best.encoding:
-            return body.decode(best.encoding, errors="replace")
-    except ImportError:  # pragma: no cover
-        pass
-    return body.decode("cp1252", errors="replace")
-
-
-def _clean(text: str) -> str:
-    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
-    text = re.sub(r"[ \t\f\v]+\n", "\n", text)
-    text = re.sub(r"\n{3,}", "\n\n", text)
-    return text.strip()
+_clean = tidy  # linear: see pagetext
 
 
 def _type_of(name_or_type: str) -> str:
@@ -90,6 +52,21 @@ def _is_heading(text: str) -> bool:
     return len(text.split()) < 12 and not re.search(r"[.!?][\"'”’)\]]*$", text.strip())
 
 
+_TITLE_OPEN = re.compile(r"<title\b[^<>]{0,200}>", re.I)
+_TITLE_CLOSE = re.compile(r"</title", re.I)
+
+
+def _html_title(html: str) -> str:
+    """The <title> text: one forward search for each tag (linear whatever the markup)."""
+    import html as htmlmod
+
+    m = _TITLE_OPEN.search(html)
+    end = _TITLE_CLOSE.search(html, m.end()) if m else None
+    if m is None or end is None:
+        return ""
+    return htmlmod.unescape(" ".join(html[m.end():min(end.start(), m.end() + 2000)].split())).strip()
+
+
 class Reader:
     def __init__(self, settings: RetrievalSettings | None = None):
         self.settings = settings or RetrievalSettings()
@@ -104,33 +81,34 @@ class Reader:
         return self._embedder
 
     # ---------- extraction ----------
-    def extract(self, page: Page) -> Document:
-        ctype = (page.content_type or "").split(";", 1)[0].strip().lower()
-        if not ctype:
-            from .fetcher import sniff_type
-
-            ctype = sniff_type(page.body)
+    def extract(self, page: Page, timeout_s: float | None = None) -> Document:
+        """The main text of ``page`` (HTML, text, Markdown, PDF, JSON; a body whose type says nothing is sniffed),
+        within ``timeout_s`` seconds (default and cap: ``reader_extract_timeout_s``; a caller passes what is left
+        of its deadline). Raises ``ExtractionError`` when the page has no text of its own (empty, a bare title, a
+        notice to enable JavaScript), ``UnsupportedContentError`` for a type it cannot read."""
+        limit = self.settings.reader_extract_timeout_s
+        limit = min(limit, max(0.05, timeout_s)) if timeout_s is not None else limit
+        ctype = effective_type(page.content_type, page.body)
         if ctype in _HTML_TYPES:
-            doc = self._html(page.body, page.content_type, page.url)
+            doc = self._html(page.body, page.content_type, page.url, limit)
         elif ctype in _TEXT_TYPES:
             doc = self._text(page.body, page.content_type, page.url, markdown=ctype != "text/plain")
         elif ctype == "application/pdf":
-            doc = self._pdf(page.body, page.url)
+            doc = self._pdf(page.body, page.url, limit)
         elif ctype == "application/json":
             doc = self._json(page.body, page.content_type, page.url)
         else:
             raise UnsupportedContentError(f"cannot read content type {ctype or 'unknown'}")
-        if not doc.text.strip():
-            raise ExtractionError(f"no readable text in {page.url}")
+        if is_placeholder(doc.text, "" if doc.title == page.url else doc.title):
+            raise ExtractionError(f"no readable text in {page.url} (only a title or a notice to enable JavaScript)"
+                                  if doc.text.strip() else f"no readable text in {page.url}")
         return doc
 
     def document_from_bytes(self, data: bytes, filename_or_content_type: str, url: str | None = None) -> Document:
         """A document from an uploaded file: by its file name (``notes.md``) or its content type."""
         ctype = _type_of(filename_or_content_type)
         if ctype == "application/octet-stream":
-            from .fetcher import sniff_type
-
-            ctype = sniff_type(data)
+            ctype = sniff(data)
         name = filename_or_content_type if "/" not in filename_or_content_type else "upload"
         page = Page(url=url or f"upload:{name}", requested_url=url or f"upload:{name}", status=200,
                     content_type=ctype, body=data, headers={})
@@ -139,42 +117,25 @@ class Reader:
             doc.title = Path(filename_or_content_type).stem.replace("_", " ")
         return doc
 
-    def _html(self, body: bytes, content_type: str, url: str) -> Document:
-        import trafilatura
-
+    def _html(self, body: bytes, content_type: str, url: str, limit: float) -> Document:
         html = decode_body(body, content_type)
-        text, title, date, author = "", "", None, None
         try:
-            res = trafilatura.bare_extraction(html, url=url, with_metadata=True, include_comments=False,
-                                              include_tables=True, favor_precision=False)
-        except Exception:  # noqa: BLE001 - malformed HTML: fall back to the tag-stripped text
-            res = None
-        if res is not None:
-            get = res.get if isinstance(res, dict) else (lambda k, d=None: getattr(res, k, d))
-            text = get("text") or ""
-            title = get("title") or ""
-            date = get("date") or None
-            author = get("author") or None
+            fields = run_extractor("html", html, url, limit)
+        except (ExtractionTimeout, ValueError):  # too slow, or the worker failed: the linear stripper reads it
+            fields = {"text": "", "title": "", "date": None, "author": None}
+        text = fields["text"]
         if not text.strip():
-            text = self._strip_tags(html)
-        if not title:
-            m = re.search(r"<title[^>]*>(.*?)</title>", html, re.I | re.S)
-            if m:
-                import html as htmlmod
-
-                title = htmlmod.unescape(re.sub(r"\s+", " ", m.group(1))).strip()
-        return Document(url=url, title=title or url, text=_clean(text), published=date, author=author)
+            text = collapse_spaces(strip_tags(html))
+        title = fields["title"] or _html_title(html)
+        return Document(url=url, title=title or url, text=tidy(text), published=fields["date"],
+                        author=fields["author"])
 
     @staticmethod
     def _strip_tags(html: str) -> str:
-        import html as htmlmod
-
-        html = re.sub(r"(?is)<(script|style|noscript|template)[^>]*>.*?</\1>", " ", html)
-        html = re.sub(r"(?i)<br\s*/?>|</p>|</div>|</h\d>|</li>", "\n", html)
-        return htmlmod.unescape(re.sub(r"<[^>]+>", " ", html))
+        return strip_tags(html)
 
     def _text(self, body: bytes, content_type: str, url: str, markdown: bool) -> Document:
-        text = _clean(decode_body(body, content_type))
+        text = _clean(decode_body(body, content_type, html=False))
         title = ""
         for line in text.splitlines():
             s = line.strip()
@@ -187,24 +148,21 @@ class Reader:
             break
         return Document(url=url, title=title or url.rsplit("/", 1)[-1] or url, text=text)
 
-    def _pdf(self, body: bytes, url: str) -> Document:
+    def _pdf(self, body: bytes, url: str, limit: float) -> Document:
         try:
-            from pypdf import PdfReader
-
-            pdf = PdfReader(io.BytesIO(body))
-            parts = [(p.extract_text() or "") for p in pdf.pages]
-            meta = pdf.metadata or {}
-            title = str(meta.get("/Title") or "").strip()
-        except Exception as e:  # noqa: BLE001 - pypdf raises many kinds on broken files
-            raise ExtractionError(f"unreadable PDF ({type(e).__name__})") from e
-        text = _clean("\n\n".join(parts))
-        return Document(url=url, title=title or url.rsplit("/", 1)[-1] or url, text=text)
+            fields = run_extractor("pdf", body, url, limit)
+        except ExtractionTimeout:
+            raise ExtractionError(f"reading the PDF took longer than {limit:g} s; raise "
+                                  "MOESEARCH_READER_EXTRACT_TIMEOUT_S to read it") from None
+        except ValueError as e:
+            raise ExtractionError(str(e)) from None
+        return Document(url=url, title=fields["title"] or url.rsplit("/", 1)[-1] or url, text=tidy(fields["text"]))
 
     def _json(self, body: bytes, content_type: str, url: str) -> Document:
-        raw = decode_body(body, content_type)
+        raw = decode_body(body, content_type, html=False)
         try:
             text = json.dumps(json.loads(raw), indent=1, ensure_ascii=False)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):  # deeply nested JSON is read as the text it is
             text = raw
         return Document(url=url, title=url, text=text)
 

@@ -67,6 +67,8 @@ class RetrievalSettings(BaseSettings):
     passage_max_words: int = Field(150, ge=10)
     passage_overlap_sentences: int = Field(1, ge=0)
     reader_max_embed_passages: int = Field(64, ge=1, description="passages embedded per page (BM25's best)")
+    reader_extract_timeout_s: float = Field(10.0, gt=0, description="most seconds extracting one page's text; a "
+                                            "slower HTML page falls back to its tag-stripped text")
 
     @field_validator("fetch_allow_hosts", mode="before")
     @classmethod

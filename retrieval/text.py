@@ -72,6 +72,8 @@ def split_sentences(text: str) -> list[Span]:
 
 
 def _split_long(text: str, span: Span, max_words: int) -> list[Span]:
+    if span.end - span.start < 2 * max_words:  # too short to hold more than max_words words
+        return [span]
     words = list(re.finditer(r"\S+", text[span.start:span.end]))
     if len(words) <= max_words:
         return [span]
@@ -135,11 +137,43 @@ def _stemmer():
         return None
 
 
+# Scripts written without spaces between words (Han, kana, Hangul syllables): a run of them is cut into
+# overlapping character bigrams, as Lucene's CJKAnalyzer does, so a question shares tokens with the page that
+# answers it. Bump TOKENIZER_VERSION when tokens change: indexes built with another version rebuild their BM25.
+TOKENIZER_VERSION = 2
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af\u31f0-\u31ff"
+                  r"\U00020000-\U0002ffff]+")
+
+
+def _cjk_bigrams(run: str) -> list[str]:
+    return [run] if len(run) == 1 else [run[i:i + 2] for i in range(len(run) - 1)]
+
+
+def _split_cjk(words: list[str]) -> tuple[list[str], list[str]]:
+    """(other words, CJK bigrams) of word tokens that may mix scripts ("iphone手机" -> iphone, 手机)."""
+    other, cjk = [], []
+    for w in words:
+        pos = 0
+        for m in _CJK.finditer(w):
+            if m.start() > pos:
+                other.append(w[pos:m.start()])
+            cjk.extend(_cjk_bigrams(m.group()))
+            pos = m.end()
+        if pos < len(w):
+            other.append(w[pos:])
+    return other, cjk
+
+
 def tokenize(text: str) -> list[str]:
-    """Lower-cased, stop words removed, stemmed word tokens (the same scheme the index uses)."""
-    words = [w for w in _WORD.findall(text.lower()) if w not in _STOPWORDS]
+    """Lower-cased, stop words removed, stemmed word tokens; runs of CJK characters as character bigrams (the same
+    scheme the index uses). Linear in ``len(text)``."""
+    words = _WORD.findall(text.lower())
+    cjk: list[str] = []
+    if _CJK.search(text):
+        words, cjk = _split_cjk(words)
+    words = [w for w in words if w not in _STOPWORDS]
     st = _stemmer()
-    return st.stemWords(words) if st is not None else words
+    return (st.stemWords(words) if st is not None else words) + cjk
 
 
 class SmallBM25:
@@ -179,17 +213,20 @@ def rrf(rankings: list[list[int]], k: int = 60) -> dict[int, float]:
 
 
 def normalize_url(url: str) -> str:
-    """A key for merging duplicate URLs: no fragment, lower-case scheme/host, no default port, no trailing slash."""
+    """A key for merging duplicate URLs: no fragment, lower-case scheme/host, no default port, no trailing slash.
+    A URL that does not parse (a bad port, a broken bracket) is its own key: the fetcher refuses it later."""
     from urllib.parse import urlsplit, urlunsplit
 
+    url = str(url).strip()
     try:
-        p = urlsplit(url.strip())
+        p = urlsplit(url)
+        port = p.port
     except ValueError:
-        return url.strip()
+        return url
     scheme = p.scheme.lower()
     host = (p.hostname or "").lower()
-    if p.port and not ((scheme == "http" and p.port == 80) or (scheme == "https" and p.port == 443)):
-        host = f"{host}:{p.port}"
+    if port and not ((scheme == "http" and port == 80) or (scheme == "https" and port == 443)):
+        host = f"{host}:{port}"
     path = p.path.rstrip("/") or "/"
     if scheme in ("http", "https"):
         scheme = "https"  # the same page over http and https is one hit

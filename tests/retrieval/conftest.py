@@ -208,3 +208,94 @@ def fault_server():
     s = FaultServer()
     yield s
     s.stop()
+
+
+class HostileServer:
+    """A real HTTP server on 127.0.0.1 whose pages a test sets: ``routes[path] = (status, headers, body)``; a
+    missing path is 404, ``robots`` is the robots.txt body (None: 404). Headers are sent exactly as given."""
+
+    def __init__(self):
+        self.routes: dict[str, tuple[int, dict[str, str], bytes]] = {}
+        self.robots: bytes | None = None
+        self.robots_status = 200
+        self.hits: dict[str, int] = {}
+        srv = self
+
+        class H(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):  # noqa: N802
+                path = urlsplit(self.path).path
+                srv.hits[path] = srv.hits.get(path, 0) + 1
+                if path == "/robots.txt" and srv.robots is not None:
+                    status, headers, body = srv.robots_status, {"Content-Type": "text/plain"}, srv.robots
+                else:
+                    status, headers, body = srv.routes.get(self.path, srv.routes.get(path, (404, {}, b"missing")))
+                self.send_response(status)
+                for k, v in headers.items():  # non-Latin-1 text goes out as its UTF-8 bytes, as servers do
+                    self.send_header(k, v.encode("utf-8", "surrogatepass").decode("latin-1"))
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                try:
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+        self.thread.start()
+
+    def page(self, path: str, body: bytes | str, ctype: str | None = "text/html; charset=utf-8", status: int = 200,
+             **headers: str) -> str:
+        """Serve ``body`` at ``path``; returns the page's URL."""
+        h = {"Content-Type": ctype} if ctype is not None else {}
+        h.update({k.replace("_", "-"): v for k, v in headers.items()})
+        self.routes[path] = (status, h, body.encode() if isinstance(body, str) else body)
+        return self.url + path
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+
+@pytest.fixture(scope="module")
+def hostile_server():
+    s = HostileServer()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def hostile(hostile_server, tmp_data_dir) -> HostileServer:
+    """The hostile server, reset for one test (routes and robots.txt), with a fresh data dir."""
+    hostile_server.routes.clear()
+    hostile_server.robots, hostile_server.robots_status = None, 200
+    hostile_server.hits.clear()
+    return hostile_server
+
+
+def hostile_settings(server: HostileServer, **kw) -> RetrievalSettings:
+    """Settings that allow the hostile server (as the local web is allowed), no cache, short timeouts."""
+    base = dict(fetch_allow_hosts=[f"127.0.0.1:{server.port}"], fetch_cache=False, fetch_timeout_read_s=5.0,
+                fetch_timeout_total_s=15.0, fetch_backoff_s=0.05, fetch_retries=0)
+    return RetrievalSettings(**(base | kw))
+
+
+def fetch_one(settings: RetrievalSettings, url: str):
+    """Fetch ``url`` with a fresh Fetcher (synchronously)."""
+    import asyncio
+
+    from retrieval import Fetcher
+
+    async def go():
+        async with Fetcher(settings) as f:
+            return await f.fetch(url)
+
+    return asyncio.run(go())
