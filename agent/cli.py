@@ -8,6 +8,8 @@ from importlib.metadata import entry_points
 
 import typer
 
+from moesearch_core.errors import UserError, render_error
+
 app = typer.Typer(help="moesearch: an AI search engine that runs on your own machine.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
 
@@ -63,7 +65,7 @@ def _exception_types(name: str) -> tuple[type, ...]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; a user-facing error (``user_facing = True``) prints one line and exits with its code."""
+    """Run the CLI; a `UserError` prints one line (`render_error`) and exits with its code; a bug keeps its traceback."""
     _mount_command_groups()
     try:
         app(args=argv, standalone_mode=False)
@@ -82,9 +84,10 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(e, _exception_types("Abort")):
             print("aborted", file=sys.stderr)
             return 1
-        if getattr(e, "user_facing", False):
-            print(f"error: {e}", file=sys.stderr)
-            return int(getattr(e, "exit_code", 2))
+        if isinstance(e, UserError):
+            shown = render_error(e)
+            print(f"error: {shown.message}", file=sys.stderr)
+            return shown.exit_code
         raise
     return 0
 
