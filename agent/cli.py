@@ -28,12 +28,13 @@ def ask_command(
     deadline: float = typer.Option(None, "--deadline", help="seconds; answer from what was found by then"),
     as_json: bool = typer.Option(False, "--json", help="print the answer, citations and trace as one JSON object"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="do not show the steps while working"),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="also show the model runtime's own log lines"),
 ) -> None:
     """Answer a question with citations (offline on the embedded defaults)."""
     from agent.console import run_ask
 
     run_ask(question, mode=mode, model=model, backend=backend, openai_url=openai_url, provider=provider, searxng_url=searxng_url,
-            corpus=corpus, time_range=time_range, deadline=deadline, as_json=as_json, quiet=quiet)
+            corpus=corpus, time_range=time_range, deadline=deadline, as_json=as_json, quiet=quiet, verbose=verbose)
 
 
 def _mount_command_groups() -> None:

@@ -64,7 +64,20 @@ def describe(event: Event) -> str | None:
     return None
 
 
-def run_ask(question: str, *, as_json: bool = False, quiet: bool = False, **options) -> None:
+def show_runtime_logs() -> None:
+    """`--verbose`: llama.cpp's own lines (routed to the `moesearch.llamacpp` logger) go to stderr."""
+    import logging
+
+    log = logging.getLogger("moesearch.llamacpp")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG)
+
+
+def run_ask(question: str, *, as_json: bool = False, quiet: bool = False, verbose: bool = False, **options) -> None:
+    if verbose:
+        show_runtime_logs()
     if not question.strip():
         from agent.errors import EmptyQuestionError
 

@@ -274,35 +274,15 @@ async def _evidence(opts: RunOptions, dataset: Dataset, snapshot_path: str | Non
     if all(m == "closed-book" for m in opts.modes):
         yield _NoRetrieval(), None, None, None
         return
-    from retrieval import Fetcher, RetrievalSettings, make_provider
+    from retrieval import Fetcher, make_provider
 
     kind = opts.provider
     if kind == "auto":
         kind = "localweb" if dataset.has_context else "settings"
     with contextlib.ExitStack() as stack:
-        if kind == "localweb":
-            if not dataset.has_context:
-                raise RunConfigError(f"dataset {dataset.name} has no context paragraphs to serve as a local web; "
-                                     "use --provider searxng or local")
-            from retrieval import LocalWeb
-
-            docs = web_documents(dataset)
-            try:
-                web = stack.enter_context(LocalWeb(docs, port=int(port_hint or 0)))
-            except OSError:  # the previous port is taken now
-                web = stack.enter_context(LocalWeb(docs))
-            if on_port is not None:
-                on_port(urlsplit(web.search_url).port or 0)
-            rsettings = RetrievalSettings(search_provider="searxng", searxng_url=web.search_url)
-        else:
+        rsettings = _retrieval_settings(kind, opts, dataset, stack, port_hint, on_port)
+        if kind != "localweb":
             page_texts = None
-            if kind == "searxng":
-                rsettings = (RetrievalSettings(search_provider="searxng", searxng_url=opts.searxng_url)
-                             if opts.searxng_url else RetrievalSettings(search_provider="searxng"))
-            elif kind == "local":
-                rsettings = RetrievalSettings(search_provider="local")
-            else:
-                rsettings = RetrievalSettings()
         provider = make_provider(rsettings)
 
         def factory() -> Any:
@@ -319,6 +299,33 @@ async def _evidence(opts: RunOptions, dataset: Dataset, snapshot_path: str | Non
                 await provider.aclose()
             if snap is not None:
                 snap.close()
+
+
+def _retrieval_settings(kind: str, opts: RunOptions, dataset: Dataset, stack: contextlib.ExitStack,
+                        port_hint: int | None, on_port: Any) -> Any:
+    """RetrievalSettings for the provider kind; "localweb" starts the dataset's local web (closed with `stack`)."""
+    from retrieval import RetrievalSettings
+
+    if kind == "localweb":
+        if not dataset.has_context:
+            raise RunConfigError(f"dataset {dataset.name} has no context paragraphs to serve as a local web; "
+                                 "use --provider searxng or local")
+        from retrieval import LocalWeb
+
+        docs = web_documents(dataset)
+        try:
+            web = stack.enter_context(LocalWeb(docs, port=int(port_hint or 0)))
+        except OSError:  # the previous port is taken now
+            web = stack.enter_context(LocalWeb(docs))
+        if on_port is not None:
+            on_port(urlsplit(web.search_url).port or 0)
+        return RetrievalSettings(search_provider="searxng", searxng_url=web.search_url)
+    if kind == "searxng":
+        return (RetrievalSettings(search_provider="searxng", searxng_url=opts.searxng_url)
+                if opts.searxng_url else RetrievalSettings(search_provider="searxng"))
+    if kind == "local":
+        return RetrievalSettings(search_provider="local")
+    return RetrievalSettings()
 
 
 async def _answer(agent: Any, question: str, mode: str) -> Any:
