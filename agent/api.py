@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 from typing import Any
 
 from agent.context import Ledger, RunContext, StepLog
@@ -141,6 +141,7 @@ class SearchAgent:
         ledger = Ledger(settings)
         try:
             async with self._services(settings, bool(inputs["documents"])) as (llm, provider, fetcher, reader):
+                ledger = Ledger(settings)  # the clock and the deadline start once the model and index are loaded
                 ctx = RunContext(settings, llm, provider, fetcher, reader, emit, ledger)
                 out = await self.graph.ainvoke(inputs, {"recursion_limit": 100}, context=ctx)
             if out.get("answer") is not None:  # else the plan awaits review (settings.review_plan)
@@ -171,11 +172,12 @@ class SearchAgent:
     async def aask(self, question: str, **kwargs) -> Answer:
         """Answer one question; raises the error a user can act on (AgentError and friends)."""
         answer = None
-        async for event in self.astream(question, review=False, **kwargs):
-            if isinstance(event.data, AnswerReady):
-                answer = event.data.answer
-            elif isinstance(event.data, ErrorRaised):
-                raise event.data.exception
+        async with aclosing(self.astream(question, review=False, **kwargs)) as events:  # closed even on error
+            async for event in events:
+                if isinstance(event.data, AnswerReady):
+                    answer = event.data.answer
+                elif isinstance(event.data, ErrorRaised):
+                    raise event.data.exception
         if answer is None:  # pragma: no cover - astream always ends with answer or error
             raise AgentError("the agent stopped without an answer; try again")
         return answer
