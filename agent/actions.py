@@ -149,7 +149,8 @@ async def _load(ctx: RunContext, log: StepLog, hit) -> Any:
 
 
 async def read(ctx: RunContext, log: StepLog, doc, query: str, sub: SubQuestion) -> list[Evidence]:
-    """Rank the document's passages for the sub-question; the best become evidence (same passage, same id)."""
+    """Rank the document's passages for the sub-question; the best become evidence (a passage read before stays
+    the Evidence it became then)."""
     t0 = time.perf_counter()
     passages = await asyncio.to_thread(ctx.reader.rank, doc, query, ctx.settings.passages_per_page)
     kept = [_evidence(ctx, log, p, sub.id) for p in passages]
@@ -159,8 +160,6 @@ async def read(ctx: RunContext, log: StepLog, doc, query: str, sub: SubQuestion)
 
 
 def _evidence(ctx: RunContext, log: StepLog, passage, sub_question: str) -> Evidence:
-    eid, _ = ctx.ledger.evidence_id(passage.url, passage.start, passage.end)
-    ev = Evidence(eid, passage.url, passage.title, passage.text, passage.start, passage.end, float(passage.score),
-                  sub_question, getattr(passage, "published", None))
+    ev = ctx.ledger.evidence_for(passage, sub_question)
     log.evidence.append(ev)
     return ev

@@ -2,7 +2,7 @@
 
 `RunContext` holds the model, the search provider, the fetcher, the reader, the settings and the event sink, plus a
 `Ledger`: what the parallel `act` steps of one question must share as they run (the search and page budgets, the
-deadline, one fetch per URL, the same evidence id for the same passage). `StepLog` is one step's notebook: it emits
+deadline, one fetch per URL, one Evidence per passage). `StepLog` is one step's notebook: it emits
 events as things happen and gathers the trace steps, warnings, sources and evidence the step returns as its update.
 """
 
@@ -29,7 +29,7 @@ class Ledger:
     pages_left: int = 0
     warned: set[str] = field(default_factory=set)
     documents: dict[str, asyncio.Future] = field(default_factory=dict)  # url -> the Document (or None), once
-    evidence_ids: dict[tuple[str, int, int], int] = field(default_factory=dict)  # (url, start, end) -> id
+    evidence: dict[tuple[str, int, int], Evidence] = field(default_factory=dict)  # (url, start, end) -> first
 
     def __post_init__(self) -> None:
         self.searches_left = self.settings.max_searches
@@ -46,13 +46,15 @@ class Ledger:
         """True once the deadline passed (no warning: StepLog.expired records that in a step's update)."""
         return self.deadline is not None and time.perf_counter() >= self.deadline
 
-    def evidence_id(self, url: str, start: int, end: int) -> tuple[int, bool]:
-        """(id, new): the same passage (page and span) always gets the same id; ids count from 1."""
-        key = (url, start, end)
-        if key in self.evidence_ids:
-            return self.evidence_ids[key], False
-        self.evidence_ids[key] = len(self.evidence_ids) + 1
-        return self.evidence_ids[key], True
+    def evidence_for(self, passage: Any, sub_question: str) -> Evidence:
+        """The passage as evidence, once per question: the first sub-question to read it numbers it (ids count
+        from 1) and its score stays; a later reader of the same page span gets that same Evidence."""
+        key = (passage.url, passage.start, passage.end)
+        if key not in self.evidence:
+            self.evidence[key] = Evidence(len(self.evidence) + 1, passage.url, passage.title, passage.text,
+                                          passage.start, passage.end, float(passage.score), sub_question,
+                                          getattr(passage, "published", None))
+        return self.evidence[key]
 
 
 @dataclass

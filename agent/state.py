@@ -22,7 +22,8 @@ def merge_by_key(old: dict, new: dict) -> dict:
 
 
 def add_evidence(old: list[Evidence], new: list[Evidence]) -> list[Evidence]:
-    """Evidence once per id (ids come from the run's ledger: the same passage always gets the same id), by id."""
+    """Evidence once per id, by id (the run's ledger gives the same passage the same Evidence, whichever step
+    read it first)."""
     seen = {e.id for e in old}
     out = list(old)
     for e in new:
