@@ -45,6 +45,20 @@ if ! .venv/bin/python -c 'import llama_cpp' 2>/dev/null; then
   $PIP install --quiet "llama-cpp-python>=0.3.8"
 fi
 
+# The browser tests drive the system Chromium with Playwright (Debian/Ubuntu package `chromium`): installed here
+# with apt-get when this runs as root (or with password-less sudo); otherwise a message says how.
+if ! command -v chromium >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo -n"
+  if command -v apt-get >/dev/null 2>&1 && { [ -z "$SUDO" ] || sudo -n true 2>/dev/null; }; then
+    say "installing chromium for the browser tests (apt-get)"
+    if ! { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null; }; then
+      say "could not install chromium (offline?); the browser tests will be skipped until: sudo apt-get install chromium"
+    fi
+  else
+    say "chromium is not installed, so the browser tests will be skipped; install it: sudo apt-get install chromium"
+  fi
+fi
+
 say "installing moesearch and its dependencies"
 $PIP install --quiet -e ".[dev]"
 

@@ -13,13 +13,15 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import aclosing, asynccontextmanager
 from typing import Any
 
+from agent.context import Ledger, RunContext, StepLog
 from agent.errors import AgentError, BadRequestError, EmptyQuestionError, ModelUnavailableError
 from agent.settings import AgentSettings
-from agent.types import Answer, Event
-
-MODES = ("deep", "quick", "closed-book")
+from agent.state import AgentInput
+from agent.types import MODES, Answer, AnswerReady, ErrorRaised, Event
+from moesearch_core.errors import UserError, render_error
 
 
 class SearchAgent:
@@ -55,10 +57,8 @@ class SearchAgent:
 
                 try:
                     self._llm = load_llm(self.model_settings)
-                except Exception as e:  # noqa: BLE001
-                    if getattr(e, "user_facing", False):
-                        raise ModelUnavailableError(str(e).splitlines()[0]) from e
-                    raise
+                except UserError as e:
+                    raise ModelUnavailableError(e.message) from e
                 self._owns.append(self._llm)
             return self._llm
 
@@ -97,97 +97,87 @@ class SearchAgent:
         return self._graph
 
     # ---- asking ----
-    def _settings_for(self, mode: str | None) -> AgentSettings:
+    def _settings_for(self, mode: str | None, review: bool | None = None) -> AgentSettings:
         mode = mode or self.settings.mode
         if mode not in MODES:
             raise BadRequestError(f"unknown mode {mode!r}; use one of: {', '.join(MODES)}")
-        return self.settings.model_copy(update={"mode": mode})
+        update: dict[str, Any] = {"mode": mode}
+        if review is not None:
+            update["review_plan"] = review
+        return self.settings.model_copy(update=update)
 
     async def astream(self, question: str, *, mode: str | None = None,
                       history: Sequence[tuple[str, str]] | None = None, documents: Sequence[Any] | None = None,
                       plan: Sequence[str] | None = None, review: bool | None = None) -> AsyncIterator[Event]:
-        """Yield events while answering: plan, search, fetch, read, note, reflect, token, warning, then `answer`
-        (data["answer"] is the Answer) or `error` (data: message, exit_code) for errors a user can act on.
+        """Yield events while answering (agent.types: PlanMade, SearchDone, PageFetched, PageRead, NoteWritten,
+        Reflected, Token, WarningRaised), then `answer` (event.data.answer is the Answer) or `error` (event.data:
+        message, exit_code, exception) for errors a user can act on.
 
         With review=True (default: settings.review_plan) deep mode stops after the `plan` event
         (awaiting_review=True); ask again with plan=[sub-question, ...] as approved or edited."""
-        from agent.errors import as_user_error
-        from agent.run import QuestionRun
-
         question = (question or "").strip()
         if not question:
             raise EmptyQuestionError()
-        settings = self._settings_for(mode)
-        if review is not None:
-            settings = settings.model_copy(update={"review_plan": review})
+        settings = self._settings_for(mode, review)
+        inputs: AgentInput = {"question": question, "mode": settings.mode,
+                              "history": [tuple(t) for t in history or []],
+                              "documents": list(documents) if documents else None,
+                              "plan": list(plan) if plan is not None else None}
         queue: asyncio.Queue[Event | None] = asyncio.Queue()
-        loop = asyncio.get_running_loop()
-
-        def emit(event: Event) -> None:
-            # nodes run on this loop; the answer's tokens come from a worker thread
-            try:
-                on_loop = asyncio.get_running_loop() is loop
-            except RuntimeError:
-                on_loop = False
-            if on_loop:
-                queue.put_nowait(event)
-            else:
-                loop.call_soon_threadsafe(queue.put_nowait, event)
-
-        async def work() -> None:
-            try:
-                llm = await asyncio.to_thread(lambda: self.llm)
-                provider = None if settings.mode == "closed-book" or documents else \
-                    await asyncio.to_thread(lambda: self.provider)
-                reader = await asyncio.to_thread(lambda: self.reader) if settings.mode != "closed-book" else None
-                fetcher = self._new_fetcher() if provider is not None else None
-                if fetcher is not None:
-                    await fetcher.__aenter__()
-                try:
-                    run = QuestionRun(question=question, mode=settings.mode, settings=settings, llm=llm,
-                                      provider=provider, reader=reader, fetcher=fetcher,
-                                      history=[tuple(t) for t in history or []], emit=emit)
-                    config = {"configurable": {"run": run, "plan": list(plan) if plan is not None else None,
-                                               "documents": list(documents) if documents else None},
-                              "recursion_limit": 100}
-                    state = await self.graph.ainvoke({"question": question}, config)
-                    if state.get("answer") is not None:  # else the plan awaits review (settings.review_plan)
-                        emit(Event("answer", {"answer": state["answer"]}, round(run.elapsed(), 3)))
-                finally:
-                    if fetcher is not None:
-                        await fetcher.__aexit__(None, None, None)
-            except Exception as e:  # noqa: BLE001 - errors a user can act on become an event
-                user = as_user_error(e)
-                if user is None:
-                    emit(Event("error", {"message": f"internal error: {type(e).__name__}: {e}", "exit_code": 1,
-                                         "exception": e}))
-                else:
-                    emit(Event("error", {"message": user[0], "exit_code": user[1], "exception": e}))
-            finally:
-                emit(None)
-
-        task = asyncio.create_task(work())
+        task = asyncio.create_task(self._answer_into(queue, settings, inputs))
         finished = False
         try:
-            while True:
-                event = await queue.get()
-                if event is None:
-                    finished = True
-                    break
+            while (event := await queue.get()) is not None:
                 yield event
+            finished = True
         finally:
             if not finished:  # the caller stopped listening: stop the work too
                 task.cancel()
             await asyncio.gather(task, return_exceptions=True)
 
+    async def _answer_into(self, queue: asyncio.Queue, settings: AgentSettings, inputs: AgentInput) -> None:
+        """Run the graph, putting every event on `queue`; an error becomes an `error` event; None ends the stream."""
+        emit = _emitter(queue, asyncio.get_running_loop())
+        ledger = Ledger(settings)
+        try:
+            async with self._services(settings, bool(inputs["documents"])) as (llm, provider, fetcher, reader):
+                ledger = Ledger(settings)  # the clock and the deadline start once the model and index are loaded
+                ctx = RunContext(settings, llm, provider, fetcher, reader, emit, ledger)
+                out = await self.graph.ainvoke(inputs, {"recursion_limit": 100}, context=ctx)
+            if out.get("answer") is not None:  # else the plan awaits review (settings.review_plan)
+                emit(Event.of(AnswerReady(out["answer"]), round(ledger.elapsed(), 3)))
+        except Exception as e:  # noqa: BLE001 - every failure becomes an event; render_error words it
+            shown = render_error(e)
+            emit(Event.of(ErrorRaised(shown.message, shown.exit_code, e), round(ledger.elapsed(), 3)))
+        finally:
+            emit(None)
+
+    @asynccontextmanager
+    async def _services(self, settings: AgentSettings, given_documents: bool):
+        """(llm, provider, fetcher, reader) for one question; the fetcher is opened here and closed after."""
+        searching = settings.mode != "closed-book" and not given_documents
+        llm = await asyncio.to_thread(lambda: self.llm)
+        provider = await asyncio.to_thread(lambda: self.provider) if searching else None
+        reader = await asyncio.to_thread(lambda: self.reader) if settings.mode != "closed-book" else None
+        if provider is None:
+            yield llm, None, None, reader
+            return
+        fetcher = self._new_fetcher()
+        await fetcher.__aenter__()
+        try:
+            yield llm, provider, fetcher, reader
+        finally:
+            await fetcher.__aexit__(None, None, None)
+
     async def aask(self, question: str, **kwargs) -> Answer:
         """Answer one question; raises the error a user can act on (AgentError and friends)."""
         answer = None
-        async for event in self.astream(question, review=False, **kwargs):
-            if event.kind == "answer":
-                answer = event.data["answer"]
-            elif event.kind == "error":
-                raise event.data["exception"]
+        async with aclosing(self.astream(question, review=False, **kwargs)) as events:  # closed even on error
+            async for event in events:
+                if isinstance(event.data, AnswerReady):
+                    answer = event.data.answer
+                elif isinstance(event.data, ErrorRaised):
+                    raise event.data.exception
         if answer is None:  # pragma: no cover - astream always ends with answer or error
             raise AgentError("the agent stopped without an answer; try again")
         return answer
@@ -202,17 +192,15 @@ class SearchAgent:
         return self._call(self.aplan(question, history=history))
 
     async def aplan(self, question: str, *, history: Sequence[tuple[str, str]] | None = None) -> list[dict]:
-        from agent.graph import make_plan
-        from agent.run import QuestionRun
+        from agent.steps.plan import make_plan
 
         question = (question or "").strip()
         if not question:
             raise EmptyQuestionError()
         llm = await asyncio.to_thread(lambda: self.llm)
-        run = QuestionRun(question=question, mode="deep", settings=self.settings, llm=llm, provider=None,
-                          reader=None, fetcher=None, history=list(history or []), emit=lambda e: None)
-        subs = await make_plan(run)
-        return [{"id": s.id, "question": s.question, "depends_on": s.depends_on} for s in subs if s.id != "q0"]
+        ctx = RunContext(self.settings.model_copy(update={"mode": "deep"}), llm)
+        subs = await make_plan(ctx, StepLog(ctx), question, list(history or []))
+        return [s.summary() for s in subs if s.id != "q0"]
 
     def _call(self, coro):
         """Run a coroutine on the agent's private event loop (a daemon thread), so async clients stay on one loop."""
@@ -240,3 +228,18 @@ class SearchAgent:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _emitter(queue: asyncio.Queue, loop: asyncio.AbstractEventLoop) -> Callable[[Event | None], None]:
+    """Put events on `queue` from the loop (the steps) or from a worker thread (the answer's tokens)."""
+    def emit(event: Event | None) -> None:
+        try:
+            on_loop = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            on_loop = False
+        if on_loop:
+            queue.put_nowait(event)
+        else:
+            loop.call_soon_threadsafe(queue.put_nowait, event)
+
+    return emit

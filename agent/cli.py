@@ -8,6 +8,8 @@ from importlib.metadata import entry_points
 
 import typer
 
+from moesearch_core.errors import UserError, render_error
+
 app = typer.Typer(help="moesearch: an AI search engine that runs on your own machine.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
 
@@ -26,6 +28,7 @@ def ask_command(
     deadline: float = typer.Option(None, "--deadline", help="seconds; answer from what was found by then"),
     as_json: bool = typer.Option(False, "--json", help="print the answer, citations and trace as one JSON object"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="do not show the steps while working"),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="also show the model runtime's own log lines"),
 ) -> None:
     """Answer a question with citations (offline on the embedded defaults)."""
     from agent.console import run_ask
@@ -36,7 +39,7 @@ def ask_command(
         raise BadRequestError("the question is not valid UTF-8 text; set the terminal to UTF-8 (e.g. LANG=C.UTF-8)")
 
     run_ask(question, mode=mode, model=model, backend=backend, openai_url=openai_url, provider=provider, searxng_url=searxng_url,
-            corpus=corpus, time_range=time_range, deadline=deadline, as_json=as_json, quiet=quiet)
+            corpus=corpus, time_range=time_range, deadline=deadline, as_json=as_json, quiet=quiet, verbose=verbose)
 
 
 def _mount_command_groups() -> None:
@@ -68,7 +71,7 @@ def _exception_types(name: str) -> tuple[type, ...]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; a user-facing error (``user_facing = True``) prints one line and exits with its code."""
+    """Run the CLI; a `UserError` prints one line (`render_error`) and exits with its code; a bug keeps its traceback."""
     _mount_command_groups()
     try:
         app(args=argv, standalone_mode=False)
@@ -87,9 +90,10 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(e, _exception_types("Abort")):
             print("aborted", file=sys.stderr)
             return 1
-        if getattr(e, "user_facing", False):
-            print(f"error: {e}", file=sys.stderr)
-            return int(getattr(e, "exit_code", 2))
+        if isinstance(e, UserError):
+            shown = render_error(e)
+            print(f"error: {shown.message}", file=sys.stderr)
+            return shown.exit_code
         raise
     return 0
 

@@ -10,13 +10,16 @@ from rich.console import Console
 from rich.markup import escape
 
 from agent.errors import BadRequestError
+from agent.types import (AnswerReady, ErrorRaised, Event, NoteWritten, PageFetched, PageRead, PlanMade, Reflected,
+                         SearchDone, WarningRaised)
 
 
 def build_agent(*, mode=None, model=None, backend=None, openai_url=None, provider=None, searxng_url=None, corpus=None,
                 time_range=None, deadline=None):
     from pydantic import ValidationError
 
-    from agent.api import MODES, SearchAgent
+    from agent.api import SearchAgent
+    from agent.types import MODES
     from agent.settings import AgentSettings
     from model_runtime.settings import ModelSettings
     from retrieval import RetrievalSettings
@@ -40,28 +43,41 @@ def _given(**kwargs):
     return {k: v for k, v in kwargs.items() if v is not None}
 
 
-def describe(event) -> str | None:
-    """One line for a step, or None for events not shown as steps (tokens, the answer)."""
+def describe(event: Event) -> str | None:
+    """One line for a step, or None for events not shown as steps (tokens, the answer, an error)."""
     d = event.data
-    if event.kind == "plan":
-        return "plan: " + "; ".join(f"{s['id']} {s['question']}" for s in d["sub_questions"])
-    if event.kind == "search":
-        return f"search [{d['sub_question']}] {d['query']!r}: {d['hits']} hits"
-    if event.kind == "fetch":
-        return f"fetch {d['url']}: " + ("cached" if d.get("from_cache") else "ok" if d["ok"] else d["reason"])
-    if event.kind == "read":
-        return f"read {d['title']}: kept {d['passages']} passages"
-    if event.kind == "note":
-        return f"note [{d['sub_question']}] {d['text']}"
-    if event.kind == "reflect":
-        more = "; ".join(s["question"] for s in d["new_sub_questions"])
-        return f"reflect: {d['decision']}" + (f" ({more})" if more else "")
-    if event.kind == "warning":
-        return f"warning: {d['message']}"
+    if isinstance(d, PlanMade):
+        return "plan: " + "; ".join(f"{s['id']} {s['question']}" for s in d.sub_questions)
+    if isinstance(d, SearchDone):
+        return f"search [{d.sub_question}] {d.query!r}: {d.hits} hits"
+    if isinstance(d, PageFetched):
+        return f"fetch {d.url}: " + ("cached" if d.from_cache else "ok" if d.ok else str(d.reason))
+    if isinstance(d, PageRead):
+        return f"read {d.title}: kept {d.passages} passages"
+    if isinstance(d, NoteWritten):
+        return f"note [{d.sub_question}] {d.text}"
+    if isinstance(d, Reflected):
+        more = "; ".join(s["question"] for s in d.new_sub_questions)
+        return f"reflect: {d.decision}" + (f" ({more})" if more else "")
+    if isinstance(d, WarningRaised):
+        return f"warning: {d.message}"
     return None
 
 
-def run_ask(question: str, *, as_json: bool = False, quiet: bool = False, **options) -> None:
+def show_runtime_logs() -> None:
+    """`--verbose`: llama.cpp's own lines (routed to the `moesearch.llamacpp` logger) go to stderr."""
+    import logging
+
+    log = logging.getLogger("moesearch.llamacpp")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG)
+
+
+def run_ask(question: str, *, as_json: bool = False, quiet: bool = False, verbose: bool = False, **options) -> None:
+    if verbose:
+        show_runtime_logs()
     if not question.strip():
         from agent.errors import EmptyQuestionError
 
@@ -77,10 +93,10 @@ def run_ask(question: str, *, as_json: bool = False, quiet: bool = False, **opti
                 line = describe(event)
                 if line and not quiet:
                     err.print(f"[dim]{event.t:6.1f}s[/dim] {escape(line)}")
-                if event.kind == "answer":
-                    answer = event.data["answer"]
-                elif event.kind == "error":
-                    raise event.data["exception"]
+                if isinstance(event.data, AnswerReady):
+                    answer = event.data.answer
+                elif isinstance(event.data, ErrorRaised):
+                    raise event.data.exception
                 if status is not None and line:
                     status.update(escape(line[:80]))
         return answer

@@ -1,14 +1,15 @@
 """Errors a user can cause while asking a question. Each message is one line that says what to do.
 
-Convention shared by every moesearch package: ``user_facing = True`` and an ``exit_code`` (2 bad input, 3 something
-unavailable, 4 deadline); the CLI prints ``error: <message>`` and exits with the code.
+Every class here is a `moesearch_core.errors.UserError` (a one-line message and an exit code: 2 bad input,
+3 something unavailable, 4 deadline); the CLI, the UI and the evaluator show it through `render_error`.
 """
 
 from __future__ import annotations
 
+from moesearch_core.errors import UserError
 
-class AgentError(Exception):
-    user_facing = True
+
+class AgentError(UserError):
     exit_code = 2
 
 
@@ -39,10 +40,3 @@ class DeadlineError(AgentError):
     """The wall-clock deadline passed before anything could be answered."""
 
     exit_code = 4
-
-
-def as_user_error(exc: BaseException) -> tuple[str, int] | None:
-    """(message, exit_code) for an exception a user can act on (ours or another package's), else None."""
-    if getattr(exc, "user_facing", False):
-        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__, int(getattr(exc, "exit_code", 2))
-    return None

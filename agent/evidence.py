@@ -27,9 +27,12 @@ class Evidence:
 class EvidencePool:
     """Every passage kept for one question, once each (same page and span = same passage)."""
 
-    def __init__(self) -> None:
+    def __init__(self, items: list[Evidence] | tuple[Evidence, ...] = ()) -> None:
         self.items: list[Evidence] = []
         self._keys: dict[tuple[str, int, int], Evidence] = {}
+        for ev in items:
+            self._keys.setdefault((ev.url, ev.start, ev.end), ev)
+            self.items.append(ev)
 
     def add(self, passage, sub_question: str) -> Evidence:
         key = (passage.url, passage.start, passage.end)
@@ -42,7 +45,7 @@ class EvidencePool:
         return ev
 
     def get(self, id: int) -> Evidence | None:
-        return self.items[id - 1] if 0 < id <= len(self.items) else None
+        return next((ev for ev in self.items if ev.id == id), None)
 
     def __len__(self) -> int:
         return len(self.items)

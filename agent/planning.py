@@ -23,6 +23,15 @@ class SubQuestion:
     status: str = "pending"  # pending | done
     note: str = ""  # the short answer found for it (used by the sub-questions that depend on it)
 
+    @property
+    def number(self) -> int:
+        """N of the id "qN" (ids are "q0" for the question itself, then q1, q2, ... in the order they are made)."""
+        return int(self.id[1:])
+
+    def summary(self) -> dict:
+        """{id, question, depends_on}: what the plan event and SearchAgent.plan show."""
+        return {"id": self.id, "question": self.question, "depends_on": list(self.depends_on)}
+
     def to_dict(self) -> dict:
         return {"id": self.id, "question": self.question, "depends_on": list(self.depends_on), "round": self.round,
                 "status": self.status, "note": self.note}
@@ -55,7 +64,7 @@ def clean_plan(raw: object, question: str, max_sub_questions: int) -> tuple[list
         text = " ".join(item["question"].strip().split("\n")[0].split())
         known = {s.id for s in out}
         sid = item.get("id") if isinstance(item.get("id"), str) and re.fullmatch(r"q[1-9]", item.get("id", "")) \
-            and item["id"] not in known else f"q{len(out)}"
+            and item["id"] not in known else _unused_id(known, len(out))
         deps = [d for d in item.get("depends_on") or [] if isinstance(d, str) and d in known and d != "q0"]
         deps += [d for d in _REF.findall(text) if d in known and d not in deps]
         text = _REF.sub(lambda m: m.group(0) if m.group(1) in known else "", text).strip()
@@ -70,6 +79,14 @@ def clean_plan(raw: object, question: str, max_sub_questions: int) -> tuple[list
         seen.add(signature)
         out.append(SubQuestion(sid, text, deps))
     return out, problems
+
+
+def _unused_id(known: set[str], start: int) -> str:
+    """The first "qN" from N=start that no sub-question has yet (the model may have taken q2 before we reach it)."""
+    n = start
+    while f"q{n}" in known:
+        n += 1
+    return f"q{n}"
 
 
 def resolve(sub: SubQuestion, done: dict[str, SubQuestion]) -> str:

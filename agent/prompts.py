@@ -30,9 +30,9 @@ def plan_schema(max_sub_questions: int) -> dict:
                                    "maxItems": 3},
                 },
                 # depends_on stays required although clean_plan copes without it: a small model writing freely
-                # often omits it, and LlamaCppLLM._greedy_json_without_grammar then gives up after one item
-                # instead of writing long repetitive plans (benchmarks/json_output_bench.py: 2.1 s a plan
-                # required, 3.1 s optional)
+                # often omits it, and a backend that decodes JSON unconstrained first (model_runtime's llama.cpp
+                # backend) then gives up after one item instead of writing long repetitive plans
+                # (benchmarks/json_output_bench.py: 2.1 s a plan required, 3.1 s optional)
                 "required": ["id", "question", "depends_on"],
             },
         }},
@@ -40,15 +40,17 @@ def plan_schema(max_sub_questions: int) -> dict:
     }
 
 
-REFLECT_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "enough": {"type": "boolean"},
-        "sub_questions": {"type": "array", "maxItems": 2,
-                          "items": {"type": "string", "minLength": 3, "maxLength": 200}},
-    },
-    "required": ["enough", "sub_questions"],
-}
+def reflect_schema(max_new: int) -> dict:
+    """{"enough": bool, "sub_questions": [at most max_new strings]} (AgentSettings.reflect_new_sub_questions)."""
+    return {
+        "type": "object",
+        "properties": {
+            "enough": {"type": "boolean"},
+            "sub_questions": {"type": "array", "maxItems": max_new,
+                              "items": {"type": "string", "minLength": 3, "maxLength": 200}},
+        },
+        "required": ["enough", "sub_questions"],
+    }
 
 
 def _history_block(history: list[tuple[str, str]] | None) -> str:

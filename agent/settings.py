@@ -7,13 +7,15 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from agent.types import Mode
+
 TimeRange = Literal["day", "week", "month", "year"]
 
 
 class AgentSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MOESEARCH_", extra="ignore")
 
-    mode: Literal["deep", "quick", "closed-book"] = Field(
+    mode: Mode = Field(
         "deep", description="deep: plan + act + reflect; quick: one search round; closed-book: no retrieval")
     rounds: int = Field(2, ge=1, le=6, description="deep mode: most rounds of actions (plan, then reflect adds more)")
     max_sub_questions: int = Field(3, ge=1, le=6, description="most sub-questions the planner may write per round")
@@ -33,3 +35,18 @@ class AgentSettings(BaseSettings):
     review_plan: bool = Field(False, description="stop after the plan so the caller can approve or edit it")
     notes: bool = Field(True, description="deep mode: the model writes a note per sub-question (else extractive)")
     temperature: float = Field(0.0, ge=0.0, le=2.0)
+    # limits of the deep-mode steps (they were literals in the graph); the defaults suit the embedded 270M model
+    reflect_new_sub_questions: int = Field(
+        2, ge=0, le=6, description="deep mode: most new sub-questions one reflection adds")
+    max_reviewed_sub_questions: int = Field(
+        8, ge=1, le=32, description="most sub-questions of a plan the caller approved or edited (plan=[...])")
+    plan_tokens_base: int = Field(60, ge=16, description="plan: token cap = plan_tokens_base + "
+                                  "plan_tokens_per_sub_question x max_sub_questions")
+    plan_tokens_per_sub_question: int = Field(50, ge=8, description="plan: tokens allowed per sub-question")
+    note_tokens: int = Field(48, ge=8, description="deep mode: most tokens of a note per sub-question")
+    note_passages: int = Field(4, ge=1, description="deep mode: best passages shown to the model to write a note")
+    reflect_tokens: int = Field(120, ge=16, description="deep mode: most tokens of a reflection decision")
+
+    @property
+    def plan_tokens(self) -> int:
+        return self.plan_tokens_base + self.plan_tokens_per_sub_question * self.max_sub_questions

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, get_args
 
-Mode = Literal["deep", "quick", "closed-book"]
+Mode = Literal["deep", "quick", "closed-book"]  # the one definition; settings, the CLI, the UI and eval use it
+MODES: tuple[str, ...] = get_args(Mode)
 
 
 @dataclass
@@ -35,7 +36,7 @@ class Answer:
     text: str
     citations: list[Citation] = field(default_factory=list)
     trace: list[Step] = field(default_factory=list)
-    mode: str = "quick"
+    mode: Mode = "quick"
     settled: bool = True  # False when the evidence did not settle the question (the text says so too)
     warnings: list[str] = field(default_factory=list)
     reasoning: str | None = None  # a reasoning model's <think> text, kept out of `text`
@@ -62,22 +63,116 @@ class Answer:
 EventKind = Literal["plan", "search", "fetch", "read", "note", "reflect", "token", "warning", "answer", "error"]
 
 
+class Payload:
+    """Base of the event payloads. `payload["field"]` and `payload.get("field")` still work for library callers
+    written when payloads were dicts; new code reads the fields."""
+
+    kind: ClassVar[EventKind]
+
+    def __getitem__(self, name: str) -> Any:
+        try:
+            return getattr(self, name)
+        except AttributeError:
+            raise KeyError(name) from None
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return getattr(self, name, default)
+
+
+@dataclass
+class PlanMade(Payload):
+    """The sub-questions about to be searched (`awaiting_review`: the caller approves them first)."""
+
+    kind: ClassVar[EventKind] = "plan"
+    sub_questions: list[dict[str, Any]]  # {id, question, depends_on}
+    awaiting_review: bool = False
+    round: int = 1
+
+
+@dataclass
+class SearchDone(Payload):
+    kind: ClassVar[EventKind] = "search"
+    sub_question: str
+    query: str
+    hits: int
+    urls: list[str] = field(default_factory=list)
+    titles: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PageFetched(Payload):
+    """A page fetched (ok) or skipped (`reason` says why, e.g. "skipped: the page budget ran out")."""
+
+    kind: ClassVar[EventKind] = "fetch"
+    url: str
+    ok: bool
+    reason: str | None = None
+    from_cache: bool = False
+    title: str | None = None
+
+
+@dataclass
+class PageRead(Payload):
+    kind: ClassVar[EventKind] = "read"
+    url: str
+    title: str
+    passages: int  # passages kept as evidence
+    sub_question: str
+
+
+@dataclass
+class NoteWritten(Payload):
+    kind: ClassVar[EventKind] = "note"
+    sub_question: str  # its id
+    question: str
+    text: str  # cites evidence ids as [n]
+
+
+@dataclass
+class Reflected(Payload):
+    kind: ClassVar[EventKind] = "reflect"
+    decision: Literal["answer", "more"]
+    new_sub_questions: list[dict[str, Any]] = field(default_factory=list)  # {id, question}
+    round: int = 1
+
+
+@dataclass
+class Token(Payload):
+    kind: ClassVar[EventKind] = "token"
+    text: str  # one streamed piece of the answer
+
+
+@dataclass
+class WarningRaised(Payload):
+    kind: ClassVar[EventKind] = "warning"
+    message: str
+
+
+@dataclass
+class AnswerReady(Payload):
+    kind: ClassVar[EventKind] = "answer"
+    answer: Answer
+
+
+@dataclass
+class ErrorRaised(Payload):
+    """The run stopped: `message` is one line (moesearch_core.errors.render_error), `exception` the cause."""
+
+    kind: ClassVar[EventKind] = "error"
+    message: str
+    exit_code: int
+    exception: BaseException | None = None
+
+
 @dataclass
 class Event:
-    """One thing that happened while answering, in order. `data` depends on `kind`:
-
-    plan: sub_questions (list of {id, question, depends_on}), awaiting_review (bool)
-    search: query, hits (int), urls (list), warnings (list)
-    fetch: url, ok (bool), reason (str, when skipped), from_cache (bool)
-    read: url, title, passages (int kept)
-    note: sub_question, text
-    reflect: decision ("answer" | "more"), new_sub_questions
-    token: text (one streamed piece of the answer)
-    warning: message
-    answer: answer (an Answer)
-    error: message, exit_code
-    """
+    """One thing that happened while answering, in order; `data` is the payload dataclass of `kind`."""
 
     kind: EventKind
-    data: dict[str, Any] = field(default_factory=dict)
+    data: Payload
     t: float = 0.0  # seconds since the question was asked
+
+    @classmethod
+    def of(cls, payload: Payload, t: float = 0.0) -> "Event":
+        return cls(payload.kind, payload, t)

@@ -1,12 +1,13 @@
 """Errors a user can cause in the evaluator, each with a one-line message that says what to do.
 
-Same convention as every moesearch package: ``user_facing = True`` and an ``exit_code`` (2 bad input,
-3 something unavailable, 4 deadline); the CLI prints ``error: <message>`` and exits with the code.
+Every class here is a `moesearch_core.errors.UserError` (a one-line message and an exit code: 2 bad input,
+3 something unavailable, 4 deadline); the CLI, the UI and the evaluator show it through `render_error`.
 """
 
+from moesearch_core.errors import UserError
 
-class EvalError(Exception):
-    user_facing = True
+
+class EvalError(UserError):
     exit_code = 2
 
 

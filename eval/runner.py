@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from agent.types import MODES as AGENT_MODES
 from eval.datasets import Dataset, Example, load_dataset
 from eval.errors import EvalError, RunConfigError, TooManyErrorsError
 from eval.evidence import (RecordingProvider, ReplayProvider, Snapshot, recording_factory, replay_factory,
@@ -26,8 +27,9 @@ from eval.evidence import (RecordingProvider, ReplayProvider, Snapshot, recordin
 from eval.scoring import aggregate, score_answer
 from eval.settings import EvalSettings
 from eval.store import EvalResult, EvalRun, Store, dumps
+from moesearch_core.errors import render_error
 
-MODES = ("closed-book", "quick", "deep")
+MODES = tuple(reversed(AGENT_MODES))  # the agent's modes, cheapest first: the order runs and reports list them
 PROVIDERS = ("auto", "localweb", "searxng", "local")
 
 
@@ -165,30 +167,43 @@ async def arun_eval(options: RunOptions | None = None, *, resume: str | None = N
     dataset = load_dataset(opts.dataset, on_bad_line=opts.on_bad_line)  # type: ignore[arg-type]
     problems = [str(p) for p in dataset.problems]
     examples = dataset.head(opts.limit)
-    if run is None:
-        run_id = store.new_run_id()
-        snap_path = None
-        if opts.replay:
-            snap_path = str(Path(opts.replay).expanduser().resolve())
-        elif opts.record and any(m != "closed-book" for m in opts.modes):
-            snap_path = str(settings.data_dir / "eval" / "snapshots" / f"{run_id}.jsonl")
-        run = store.create_run(EvalRun(
-            id=run_id, dataset=opts.dataset, dataset_sha256=dataset.sha256, modes=dumps(opts.modes),
-            model=opts.model, limit=opts.limit, n_questions=len(examples), concurrency=opts.concurrency,
-            provider="replay" if opts.replay else opts.provider, snapshot=snap_path, config=dumps(asdict(opts)),
-            command=command))
-    elif run.dataset_sha256 and run.dataset_sha256 != dataset.sha256:
-        raise RunConfigError(f"the dataset {opts.dataset} changed since run {run.id} started; start a new run")
-
+    run = _open_run(store, opts, run, dataset, len(examples), settings, command)
     done = store.done_keys(run.id)
-    pending = [(i, ex, mode) for i, ex in enumerate(examples) for mode in opts.modes if (mode, ex.id) not in done]
-    expected = len(examples) * len(opts.modes)
-    wall_base = run.wall_s
-    started = time.monotonic()
-    if not pending:
+    job = _Job(store, run.id, opts, settings,
+               pending=[(i, ex, mode) for i, ex in enumerate(examples) for mode in opts.modes
+                        if (mode, ex.id) not in done],
+               expected=len(examples) * len(opts.modes), already=len(done), wall_base=run.wall_s,
+               progress=progress, time_limit_s=time_limit_s)
+    if not job.pending:
         store.update_run(run.id, status="done")
-        return _summary(store, run.id, expected, problems, settings)
+    else:
+        await _run_pending(job, run, dataset, llm)
+    return _summary(store, run.id, job.expected, problems, settings)
 
+
+def _open_run(store: Store, opts: RunOptions, run: EvalRun | None, dataset: Dataset, n_questions: int,
+              settings: EvalSettings, command: str) -> EvalRun:
+    """A new run's row (with where its evidence snapshot goes), or the resumed run after checking its dataset."""
+    if run is not None:
+        if run.dataset_sha256 and run.dataset_sha256 != dataset.sha256:
+            raise RunConfigError(f"the dataset {opts.dataset} changed since run {run.id} started; start a new run")
+        return run
+    run_id = store.new_run_id()
+    snap_path = None
+    if opts.replay:
+        snap_path = str(Path(opts.replay).expanduser().resolve())
+    elif opts.record and any(m != "closed-book" for m in opts.modes):
+        snap_path = str(settings.data_dir / "eval" / "snapshots" / f"{run_id}.jsonl")
+    return store.create_run(EvalRun(
+        id=run_id, dataset=opts.dataset, dataset_sha256=dataset.sha256, modes=dumps(opts.modes),
+        model=opts.model, limit=opts.limit, n_questions=n_questions, concurrency=opts.concurrency,
+        provider="replay" if opts.replay else opts.provider, snapshot=snap_path, config=dumps(asdict(opts)),
+        command=command))
+
+
+async def _run_pending(job: "_Job", run: EvalRun, dataset: Dataset, llm: Any) -> None:
+    """Ask the job's pending questions; the run's status, error and wall time are stored however it ends."""
+    store = job.store
     store.update_run(run.id, status="running", error=None)
     status, error_text = "interrupted", None
     try:
@@ -199,28 +214,10 @@ async def arun_eval(options: RunOptions | None = None, *, resume: str | None = N
                 config["web_port"] = port
                 store.update_run(run.id, config=dumps(config))
 
-        async with _evidence(opts, dataset, run.snapshot, config.get("web_port"), remember_port) as (
+        async with _evidence(job.opts, dataset, run.snapshot, config.get("web_port"), remember_port) as (
                 provider, factory, rsettings, page_texts):
-            owned_llm = llm is None
-            if owned_llm:
-                from model_runtime import load_llm
-                from model_runtime.settings import ModelSettings
-
-                llm = load_llm(ModelSettings(model=opts.model))
-            if getattr(llm, "name", None):
-                store.update_run(run.id, model=str(llm.name))
-            finished = False
-            try:
-                await _ask_all(store, run.id, opts, pending, llm, provider, factory, rsettings, page_texts,
-                               settings, progress, time_limit_s, wall_base, started, expected, len(done))
-                finished = True
-            finally:
-                # Close the model only when no question is still generating: an interrupted run (Ctrl-C) may leave
-                # a generation thread inside llama.cpp, and freeing the model under it crashes the process.
-                if owned_llm and finished:
-                    with contextlib.suppress(Exception):
-                        llm.close()
-        status = "done" if store.count(run.id) >= expected else "interrupted"
+            await _with_model(job, llm, provider, factory, rsettings, page_texts)
+        status = "done" if store.count(run.id) >= job.expected else "interrupted"
     except TooManyErrorsError as e:
         error_text = str(e)
         raise
@@ -232,8 +229,30 @@ async def arun_eval(options: RunOptions | None = None, *, resume: str | None = N
         error_text = f"{type(e).__name__}: {e}".rstrip(": ")
         raise
     finally:
-        store.update_run(run.id, status=status, error=error_text, wall_s=wall_base + time.monotonic() - started)
-    return _summary(store, run.id, expected, problems, settings)
+        store.update_run(run.id, status=status, error=error_text, wall_s=job.wall_s())
+
+
+async def _with_model(job: "_Job", llm: Any, provider: Any, factory: Any, rsettings: Any,
+                      page_texts: dict[str, str] | None) -> None:
+    """Load the run's model unless one was given, ask every pending question, close the model if it is ours."""
+    owned_llm = llm is None
+    if owned_llm:
+        from model_runtime import load_llm
+        from model_runtime.settings import ModelSettings
+
+        llm = load_llm(ModelSettings(model=job.opts.model))
+    if getattr(llm, "name", None):
+        job.store.update_run(job.run_id, model=str(llm.name))
+    finished = False
+    try:
+        await _ask_all(job, _make_agent(job.opts, llm, provider, factory, rsettings), page_texts)
+        finished = True
+    finally:
+        # Close the model only when no question is still generating: an interrupted run (Ctrl-C) may leave
+        # a generation thread inside llama.cpp, and freeing the model under it crashes the process.
+        if owned_llm and finished:
+            with contextlib.suppress(Exception):
+                llm.close()
 
 
 def _summary(store: Store, run_id: str, expected: int, problems: list[str], settings: EvalSettings) -> RunSummary:
@@ -255,35 +274,15 @@ async def _evidence(opts: RunOptions, dataset: Dataset, snapshot_path: str | Non
     if all(m == "closed-book" for m in opts.modes):
         yield _NoRetrieval(), None, None, None
         return
-    from retrieval import Fetcher, RetrievalSettings, make_provider
+    from retrieval import Fetcher, make_provider
 
     kind = opts.provider
     if kind == "auto":
         kind = "localweb" if dataset.has_context else "settings"
     with contextlib.ExitStack() as stack:
-        if kind == "localweb":
-            if not dataset.has_context:
-                raise RunConfigError(f"dataset {dataset.name} has no context paragraphs to serve as a local web; "
-                                     "use --provider searxng or local")
-            from retrieval import LocalWeb
-
-            docs = web_documents(dataset)
-            try:
-                web = stack.enter_context(LocalWeb(docs, port=int(port_hint or 0)))
-            except OSError:  # the previous port is taken now
-                web = stack.enter_context(LocalWeb(docs))
-            if on_port is not None:
-                on_port(urlsplit(web.search_url).port or 0)
-            rsettings = RetrievalSettings(search_provider="searxng", searxng_url=web.search_url)
-        else:
+        rsettings = _retrieval_settings(kind, opts, dataset, stack, port_hint, on_port)
+        if kind != "localweb":
             page_texts = None
-            if kind == "searxng":
-                rsettings = (RetrievalSettings(search_provider="searxng", searxng_url=opts.searxng_url)
-                             if opts.searxng_url else RetrievalSettings(search_provider="searxng"))
-            elif kind == "local":
-                rsettings = RetrievalSettings(search_provider="local")
-            else:
-                rsettings = RetrievalSettings()
         provider = make_provider(rsettings)
 
         def factory() -> Any:
@@ -302,124 +301,169 @@ async def _evidence(opts: RunOptions, dataset: Dataset, snapshot_path: str | Non
                 snap.close()
 
 
+def _retrieval_settings(kind: str, opts: RunOptions, dataset: Dataset, stack: contextlib.ExitStack,
+                        port_hint: int | None, on_port: Any) -> Any:
+    """RetrievalSettings for the provider kind; "localweb" starts the dataset's local web (closed with `stack`)."""
+    from retrieval import RetrievalSettings
+
+    if kind == "localweb":
+        if not dataset.has_context:
+            raise RunConfigError(f"dataset {dataset.name} has no context paragraphs to serve as a local web; "
+                                 "use --provider searxng or local")
+        from retrieval import LocalWeb
+
+        docs = web_documents(dataset)
+        try:
+            web = stack.enter_context(LocalWeb(docs, port=int(port_hint or 0)))
+        except OSError:  # the previous port is taken now
+            web = stack.enter_context(LocalWeb(docs))
+        if on_port is not None:
+            on_port(urlsplit(web.search_url).port or 0)
+        return RetrievalSettings(search_provider="searxng", searxng_url=web.search_url)
+    if kind == "searxng":
+        return (RetrievalSettings(search_provider="searxng", searxng_url=opts.searxng_url)
+                if opts.searxng_url else RetrievalSettings(search_provider="searxng"))
+    if kind == "local":
+        return RetrievalSettings(search_provider="local")
+    return RetrievalSettings()
+
+
 async def _answer(agent: Any, question: str, mode: str) -> Any:
+    """The agent's Answer; the agent's error event becomes QuestionFailed (its one-line message and exit code)."""
+    from agent.types import AnswerReady, ErrorRaised
+
     astream = getattr(agent, "astream", None)
     if astream is None:
         return await asyncio.to_thread(agent.ask, question, mode=mode)
     answer, error = None, None
     async for ev in astream(question, mode=mode):
-        kind = getattr(ev, "kind", None)
-        data = getattr(ev, "data", {}) or {}
-        if kind == "answer":
-            answer = data.get("answer")
-        elif kind == "error":
-            exc = data.get("exception")
-            msg = str(data.get("message") or "the agent reported an error")
-            error = QuestionFailed(f"{type(exc).__name__}: {msg}" if exc is not None else msg, data.get("exit_code"))
+        if isinstance(ev.data, AnswerReady):
+            answer = ev.data.answer
+        elif isinstance(ev.data, ErrorRaised):
+            exc, msg = ev.data.exception, ev.data.message or "the agent reported an error"
+            error = QuestionFailed(f"{type(exc).__name__}: {msg}" if exc is not None else msg, ev.data.exit_code)
     if answer is None:
         raise error or QuestionFailed("the agent finished without an answer")
     return answer
 
 
-async def _ask_all(store: Store, run_id: str, opts: RunOptions, pending: list[tuple[int, Example, str]], llm: Any,
-                   provider: Any, factory: Any, rsettings: Any, page_texts: dict[str, str] | None,
-                   settings: EvalSettings, progress: bool, time_limit_s: float | None, wall_base: float,
-                   started: float, expected: int, already: int) -> None:
+@dataclass
+class _Job:
+    """The questions still to ask in one run, and its progress: running EM/F1 per mode, failures in a row."""
+
+    store: Store
+    run_id: str
+    opts: RunOptions
+    settings: EvalSettings
+    pending: list[tuple[int, Example, str]]
+    expected: int
+    already: int
+    wall_base: float
+    progress: bool = False
+    time_limit_s: float | None = None
+    started: float = field(default_factory=time.monotonic)
+    running: dict[str, dict[str, list[float]]] = field(default_factory=lambda: defaultdict(lambda: {"em": [], "f1": []}))
+    consecutive: int = 0
+    last_error: str = ""
+    bar: Any = None
+
+    def wall_s(self) -> float:
+        return self.wall_base + time.monotonic() - self.started
+
+    def record(self, result: EvalResult) -> None:
+        """Store one question's row and show the running scores."""
+        if self.store.add_result(result):
+            self.running[result.mode]["em"].append(result.em)
+            self.running[result.mode]["f1"].append(result.f1)
+        self.store.update_run(self.run_id, wall_s=self.wall_s())
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix_str("  ".join(
+                f"{m} EM {100 * sum(v['em']) / len(v['em']):.1f} F1 {100 * sum(v['f1']) / len(v['f1']):.1f}"
+                for m, v in self.running.items() if v["em"]))
+
+    def open_progress(self) -> None:
+        for r in self.store.results(self.run_id):
+            self.running[r.mode]["em"].append(r.em)
+            self.running[r.mode]["f1"].append(r.f1)
+        if self.progress:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=self.expected, initial=self.already, file=sys.stderr, unit="q",
+                            dynamic_ncols=True, desc=f"eval {self.run_id}")
+
+
+def _make_agent(opts: RunOptions, llm: Any, provider: Any, factory: Any, rsettings: Any) -> Any:
     from agent import AgentSettings, SearchAgent
 
-    agent_settings = AgentSettings(**opts.agent)
     kwargs: dict[str, Any] = {"llm": llm, "provider": provider}
     if factory is not None:
         kwargs["fetcher_factory"] = factory
     if rsettings is not None:
         kwargs["retrieval_settings"] = rsettings
-    agent = SearchAgent(agent_settings, **kwargs)
-    deadline = getattr(agent_settings, "deadline_s", None)
-    per_question_timeout = (deadline * 2 + 120) if deadline else None
+    return SearchAgent(AgentSettings(**opts.agent), **kwargs)
 
-    running: dict[str, dict[str, list[float]]] = defaultdict(lambda: {"em": [], "f1": []})
-    for r in store.results(run_id):
-        running[r.mode]["em"].append(r.em)
-        running[r.mode]["f1"].append(r.f1)
-    bar = None
-    if progress:
-        from tqdm import tqdm
 
-        bar = tqdm(total=expected, initial=already, file=sys.stderr, unit="q", dynamic_ncols=True,
-                   desc=f"eval {run_id}")
+async def _ask_one(job: _Job, agent: Any, idx: int, ex: Example, mode: str,
+                   page_texts: dict[str, str] | None, timeout_s: float | None) -> EvalResult:
+    """One question scored into a result row; a failure is recorded with the question and counted as wrong."""
+    t0 = time.perf_counter()
+    error = None
+    try:
+        coro = _answer(agent, ex.question, mode)
+        answer = await (asyncio.wait_for(coro, timeout_s) if timeout_s else coro)
+        row = score_answer(ex, answer, mode, page_texts=page_texts)
+        latency = float(getattr(answer, "elapsed_s", 0.0) or 0.0) or (time.perf_counter() - t0)
+        job.consecutive = 0
+    except asyncio.TimeoutError:
+        error = f"timed out after {timeout_s:.0f} s"
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        raise
+    except Exception as e:  # noqa: BLE001 - recorded with the question and counted as wrong
+        error = str(e).splitlines()[0] if isinstance(e, QuestionFailed) and str(e) else render_error(e).message
+    if error is not None:
+        job.consecutive += 1
+        job.last_error = error
+        row = {"prediction": "", "em": 0.0, "f1": 0.0, "acc": 0.0}
+        latency = time.perf_counter() - t0
+    fields = {k: (dumps(v) if k in ("citations", "fetched_urls", "fetched_titles", "trace", "step_times")
+                  else v) for k, v in row.items()}
+    return EvalResult(run_id=job.run_id, mode=mode, question_id=ex.id, idx=idx, question=ex.question,
+                      gold=dumps(ex.answers), latency_s=latency, error=error, **fields)
 
+
+async def _ask_all(job: _Job, agent: Any, page_texts: dict[str, str] | None) -> None:
+    """Ask the pending questions with opts.concurrency workers; stop after too many failures in a row."""
+    deadline = agent.settings.deadline_s
+    timeout_s = (deadline * 2 + 120) if deadline else None
     queue: asyncio.Queue = asyncio.Queue()
-    for item in pending:
+    for item in job.pending:
         queue.put_nowait(item)
     stop = asyncio.Event()
-    state = {"consecutive": 0, "last_error": ""}
-    limit_at = time.monotonic() + time_limit_s if time_limit_s else None
-
-    async def one(idx: int, ex: Example, mode: str) -> None:
-        t0 = time.perf_counter()
-        row: dict[str, Any]
-        error = None
-        try:
-            coro = _answer(agent, ex.question, mode)
-            answer = await (asyncio.wait_for(coro, per_question_timeout) if per_question_timeout else coro)
-            row = score_answer(ex, answer, mode, page_texts=page_texts)
-            latency = float(getattr(answer, "elapsed_s", 0.0) or 0.0) or (time.perf_counter() - t0)
-            state["consecutive"] = 0
-        except asyncio.TimeoutError:
-            error = f"timed out after {per_question_timeout:.0f} s"
-        except (asyncio.CancelledError, KeyboardInterrupt):
-            raise
-        except Exception as e:  # noqa: BLE001 - recorded with the question and counted as wrong
-            msg = str(e).splitlines()[0] if str(e) else ""
-            error = msg if isinstance(e, QuestionFailed) else (f"{type(e).__name__}: {msg}" if msg
-                                                                 else type(e).__name__)
-        if error is not None:
-            state["consecutive"] += 1
-            state["last_error"] = error
-            row = {"prediction": "", "em": 0.0, "f1": 0.0, "acc": 0.0}
-            latency = time.perf_counter() - t0
-        fields = {k: (dumps(v) if k in ("citations", "fetched_urls", "fetched_titles", "trace", "step_times")
-                      else v) for k, v in row.items()}
-        result = EvalResult(run_id=run_id, mode=mode, question_id=ex.id, idx=idx, question=ex.question,
-                            gold=dumps(ex.answers), latency_s=latency, error=error, **fields)
-        if store.add_result(result):
-            running[mode]["em"].append(result.em)
-            running[mode]["f1"].append(result.f1)
-        store.update_run(run_id, wall_s=wall_base + time.monotonic() - started)
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix_str("  ".join(
-                f"{m} EM {100 * sum(v['em']) / len(v['em']):.1f} F1 {100 * sum(v['f1']) / len(v['f1']):.1f}"
-                for m, v in running.items() if v["em"]))
-        if state["consecutive"] >= settings.eval_max_consecutive_errors:
-            stop.set()
+    limit_at = time.monotonic() + job.time_limit_s if job.time_limit_s else None
 
     async def worker() -> None:
-        while not stop.is_set():
-            if limit_at is not None and time.monotonic() >= limit_at:
-                return
+        while not stop.is_set() and not (limit_at is not None and time.monotonic() >= limit_at):
             try:
                 idx, ex, mode = queue.get_nowait()
             except asyncio.QueueEmpty:
                 return
-            await one(idx, ex, mode)
+            job.record(await _ask_one(job, agent, idx, ex, mode, page_texts, timeout_s))
+            if job.consecutive >= job.settings.eval_max_consecutive_errors:
+                stop.set()
 
+    job.open_progress()
     try:
-        await asyncio.gather(*(worker() for _ in range(opts.concurrency)))
+        await asyncio.gather(*(worker() for _ in range(job.opts.concurrency)))
     finally:
-        if bar is not None:
-            bar.close()
-        close = getattr(agent, "aclose", None)
-        if close is not None:
-            with contextlib.suppress(Exception):
-                await close()
-        else:
-            with contextlib.suppress(Exception):
-                agent.close()
+        if job.bar is not None:
+            job.bar.close()
+        with contextlib.suppress(Exception):
+            agent.close()
     if stop.is_set():
         raise TooManyErrorsError(
-            f"{state['consecutive']} questions failed in a row (last: {state['last_error']}); fix the cause and "
-            f"resume with: moesearch eval run --resume {run_id}")
+            f"{job.consecutive} questions failed in a row (last: {job.last_error}); fix the cause and "
+            f"resume with: moesearch eval run --resume {job.run_id}")
 
 
 def rescore_run(run_id: str, *, settings: EvalSettings | None = None) -> RunSummary:

@@ -1,12 +1,13 @@
 """Errors a user can cause in the model runtime, each with a message that says what to do.
 
-Convention shared by every moesearch package: a user-facing error class sets ``user_facing = True`` and an
-``exit_code``; the CLI and the UI print ``str(error)`` (one line) instead of a traceback.
+Every class here is a `moesearch_core.errors.UserError` (a one-line message and an exit code: 2 bad input,
+3 something unavailable, 4 deadline); the CLI, the UI and the evaluator show it through `render_error`.
 """
 
+from moesearch_core.errors import UserError
 
-class ModelRuntimeError(Exception):
-    user_facing = True
+
+class ModelRuntimeError(UserError):
     exit_code = 2
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import threading
 import time
@@ -18,6 +19,31 @@ from model_runtime.errors import CorruptModelError, ModelOutputError, ModelRunti
 from model_runtime.partial_json import breaks_schema
 
 
+LLAMA_LOG = logging.getLogger("moesearch.llamacpp")
+_log_callback = None  # kept referenced: llama.cpp calls it from C
+
+
+def route_llama_logs() -> None:
+    """Send llama.cpp's own log lines to the `moesearch.llamacpp` logger at DEBUG instead of stderr.
+
+    llama-cpp-python's verbose=False still lets some through (e.g. "llama_kv_cache_iswa: using full-size SWA
+    cache"); a user should see only our lines, and `moesearch ask --verbose` shows these too."""
+    global _log_callback
+    if _log_callback is not None:
+        return
+    import ctypes
+
+    import llama_cpp
+    import llama_cpp._logger  # noqa: F401 - it installs its own callback on import; ours must come after it
+
+    @llama_cpp.llama_log_callback
+    def callback(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+        LLAMA_LOG.debug("%s", text.decode("utf-8", "replace").rstrip("\n"))
+
+    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
+    _log_callback = callback
+
+
 class LlamaCppLLM(LLM):
     backend = "llamacpp"
 
@@ -25,6 +51,7 @@ class LlamaCppLLM(LLM):
                  n_gpu_layers: int = 0, chat_template: str = "auto", name: str | None = None, seed: int = 0):
         from llama_cpp import Llama
 
+        route_llama_logs()
         self.path = Path(model_path)
         self.name = name or self.path.name
         threads = n_threads or os.cpu_count() or 1

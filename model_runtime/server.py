@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from model_runtime.base import LLM, Message
-from model_runtime.errors import ModelRuntimeError
+from moesearch_core.errors import UserError, render_error
 
 
 class ChatMessage(BaseModel):
@@ -66,12 +66,23 @@ def _schema(response_format: dict[str, Any] | None) -> dict | None:
 
 
 def create_app(llm: LLM) -> FastAPI:
+    """The OpenAI-compatible app for `llm`: /health, /v1/models, /tokenize, /v1/chat/completions, /v1/completions.
+    A `UserError` becomes HTTP 400 with {"error": {"message", "type"}} (the message from render_error)."""
     app = FastAPI(title="moesearch model server", version="1")
-    created = int(time.time())
 
-    @app.exception_handler(ModelRuntimeError)
-    async def _model_error(_: Request, e: ModelRuntimeError):
-        return JSONResponse({"error": {"message": str(e), "type": type(e).__name__}}, status_code=400)
+    @app.exception_handler(UserError)
+    async def _user_error(_: Request, e: UserError):
+        return JSONResponse({"error": {"message": render_error(e).message, "type": type(e).__name__}},
+                            status_code=400)
+
+    _add_info_routes(app, llm)
+    _add_chat_route(app, llm)
+    _add_completion_route(app, llm)
+    return app
+
+
+def _add_info_routes(app: FastAPI, llm: LLM) -> None:
+    created = int(time.time())
 
     @app.get("/health")
     def health() -> dict:
@@ -88,13 +99,31 @@ def create_app(llm: LLM) -> FastAPI:
         text = str(body.get("content", ""))
         return {"tokens": list(range(llm.count_tokens(text)))}  # a count is all clients use
 
-    def _sse(chunks: Iterator[dict]) -> StreamingResponse:
-        def lines():
-            for c in chunks:
-                yield f"data: {json.dumps(c)}\n\n"
-            yield "data: [DONE]\n\n"
-        return StreamingResponse(iterate_in_threadpool(lines()), media_type="text/event-stream")
 
+def _usage(c: Any) -> dict[str, int]:
+    return {"prompt_tokens": c.prompt_tokens, "completion_tokens": c.completion_tokens,
+            "total_tokens": c.prompt_tokens + c.completion_tokens}
+
+
+def _sse(chunks: Iterator[dict]) -> StreamingResponse:
+    """Server-sent events: one `data: <json>` per chunk, then `data: [DONE]` (OpenAI's streaming format)."""
+    def lines():
+        for c in chunks:
+            yield f"data: {json.dumps(c)}\n\n"
+        yield "data: [DONE]\n\n"
+    return StreamingResponse(iterate_in_threadpool(lines()), media_type="text/event-stream")
+
+
+def _chat_chunks(stream: Any, cid: str, model: str) -> Iterator[dict]:
+    base = {"id": cid, "object": "chat.completion.chunk", "created": int(time.time()), "model": model}
+    yield {**base, "choices": [{"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}]}
+    for piece in stream:
+        yield {**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
+    c = stream.completion
+    yield {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": c.finish_reason}], "usage": _usage(c)}
+
+
+def _add_chat_route(app: FastAPI, llm: LLM) -> None:
     @app.post("/v1/chat/completions")
     async def chat(req: ChatRequest):
         messages = [Message(m.role, m.text()) for m in req.messages]
@@ -104,49 +133,36 @@ def create_app(llm: LLM) -> FastAPI:
             if _schema(req.response_format) is not None:
                 raise HTTPException(400, "streaming with response_format is not supported; set stream=false")
             stream = llm.stream(messages, max_tokens=max_tokens, temperature=req.temperature, stop=_stops(req.stop))
-
-            def chunks():
-                base = {"id": cid, "object": "chat.completion.chunk", "created": int(time.time()), "model": model}
-                yield {**base, "choices": [{"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}]}
-                for piece in stream:
-                    yield {**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
-                c = stream.completion
-                yield {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": c.finish_reason}],
-                       "usage": {"prompt_tokens": c.prompt_tokens, "completion_tokens": c.completion_tokens,
-                                 "total_tokens": c.prompt_tokens + c.completion_tokens}}
-            return _sse(chunks())
+            return _sse(_chat_chunks(stream, cid, model))
         c = await run_in_threadpool(llm.generate, messages, max_tokens=max_tokens, temperature=req.temperature,
                                     stop=_stops(req.stop), json_schema=_schema(req.response_format))
         message: dict[str, Any] = {"role": "assistant", "content": c.text}
         if c.reasoning:
             message["reasoning_content"] = c.reasoning
         return {"id": cid, "object": "chat.completion", "created": int(time.time()), "model": model,
-                "choices": [{"index": 0, "message": message, "finish_reason": c.finish_reason}],
-                "usage": {"prompt_tokens": c.prompt_tokens, "completion_tokens": c.completion_tokens,
-                          "total_tokens": c.prompt_tokens + c.completion_tokens}}
+                "choices": [{"index": 0, "message": message, "finish_reason": c.finish_reason}], "usage": _usage(c)}
 
+
+def _completion_chunks(stream: Any, cid: str, model: str) -> Iterator[dict]:
+    for piece in stream:
+        yield {"id": cid, "object": "text_completion", "model": model,
+               "choices": [{"index": 0, "text": piece, "finish_reason": None}]}
+    yield {"id": cid, "object": "text_completion", "model": model,
+           "choices": [{"index": 0, "text": "", "finish_reason": stream.completion.finish_reason}]}
+
+
+def _add_completion_route(app: FastAPI, llm: LLM) -> None:
     @app.post("/v1/completions")
     async def complete(req: CompletionRequest):
         cid = f"cmpl-{uuid.uuid4().hex[:12]}"
         if req.stream:
             stream = llm.stream(req.prompt, max_tokens=req.max_tokens, temperature=req.temperature,
                                 stop=_stops(req.stop))
-
-            def chunks():
-                for piece in stream:
-                    yield {"id": cid, "object": "text_completion", "model": llm.name,
-                           "choices": [{"index": 0, "text": piece, "finish_reason": None}]}
-                yield {"id": cid, "object": "text_completion", "model": llm.name,
-                       "choices": [{"index": 0, "text": "", "finish_reason": stream.completion.finish_reason}]}
-            return _sse(chunks())
+            return _sse(_completion_chunks(stream, cid, llm.name))
         c = await run_in_threadpool(llm.generate, req.prompt, max_tokens=req.max_tokens,
                                     temperature=req.temperature, stop=_stops(req.stop))
         return {"id": cid, "object": "text_completion", "created": int(time.time()), "model": llm.name,
-                "choices": [{"index": 0, "text": c.text, "finish_reason": c.finish_reason}],
-                "usage": {"prompt_tokens": c.prompt_tokens, "completion_tokens": c.completion_tokens,
-                          "total_tokens": c.prompt_tokens + c.completion_tokens}}
-
-    return app
+                "choices": [{"index": 0, "text": c.text, "finish_reason": c.finish_reason}], "usage": _usage(c)}
 
 
 def serve(llm: LLM, host: str = "127.0.0.1", port: int = 8080, log_level: str = "warning") -> None:

@@ -1,14 +1,15 @@
 """Errors a user can cause in retrieval, each with a one-line message that says what to do.
 
-Convention shared by every moesearch package: ``user_facing = True`` and an ``exit_code``
-(2 bad input, 3 something unavailable, 4 deadline); the CLI prints ``error: <message>``.
+Every class here is a `moesearch_core.errors.UserError` (a one-line message and an exit code: 2 bad input,
+3 something unavailable, 4 deadline); the CLI, the UI and the evaluator show it through `render_error`.
 """
 
 from __future__ import annotations
 
+from moesearch_core.errors import UserError
 
-class RetrievalError(Exception):
-    user_facing = True
+
+class RetrievalError(UserError):
     exit_code = 2
 
 

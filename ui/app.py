@@ -387,8 +387,6 @@ def run() -> None:
     try:
         main()
     except Exception as e:  # noqa: BLE001 - Streamlit's rerun/stop signals are BaseExceptions and pass through
-        if not getattr(e, "user_facing", False):
-            logging.getLogger("moesearch.ui").exception("the page failed")
         st.error(escape_md(user_message(e)), icon=":material/error:")
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import PurePath
 from typing import Any
 
+from moesearch_core.errors import UserError
 from ui.errors import ReadError
 from ui.render import safe_url
 
@@ -32,9 +33,8 @@ def to_document(data: bytes, name_or_type: str, url: str | None = None):
         doc = Reader().document_from_bytes(data, name_or_type, url=url or f"file:{name_or_type}")
     except Exception as e:  # noqa: BLE001
         what = url or name_or_type
-        if getattr(e, "user_facing", False):
-            reason = (str(e).splitlines() or [type(e).__name__])[0]
-            raise ReadError(f"could not read {what}: {reason}; try another page or file") from e
+        if isinstance(e, UserError):
+            raise ReadError(f"could not read {what}: {e.message}; try another page or file") from e
         raise ReadError(f"could not read {what} ({type(e).__name__}: {str(e)[:120]}); try another page or file") from e
     if not (getattr(doc, "text", "") or "").strip():
         raise ReadError(f"no text found in {url or name_or_type}; try another page or file")
@@ -56,7 +56,7 @@ async def fetch_url(url: str, retrieval_overrides: dict[str, Any] | None = None)
         async with Fetcher(settings) as fetcher:
             page = await fetcher.fetch(url)
     except Exception as e:  # noqa: BLE001
-        if getattr(e, "user_facing", False):
-            raise ReadError(str(e).splitlines()[0]) from e
+        if isinstance(e, UserError):
+            raise ReadError(e.message) from e
         raise ReadError(f"could not fetch {url} ({type(e).__name__}); check the URL and your network") from e
     return page.body, page.content_type or "text/html", page.url or url

@@ -1,14 +1,15 @@
 """Errors a user can cause in the web app. Each message is one line that says what to do.
 
-Convention shared by every moesearch package: ``user_facing = True`` and an ``exit_code`` (2 bad input, 3 something
-unavailable, 4 deadline); the CLI prints ``error: <message>`` and exits with the code.
+Every class here is a `moesearch_core.errors.UserError` (a one-line message and an exit code: 2 bad input,
+3 something unavailable, 4 deadline); the CLI, the UI and the evaluator show it through `render_error`.
 """
 
 from __future__ import annotations
 
+from moesearch_core.errors import UserError
 
-class UIError(Exception):
-    user_facing = True
+
+class UIError(UserError):
     exit_code = 2
 
 

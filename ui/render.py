@@ -13,6 +13,8 @@ from dataclasses import asdict, is_dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from agent.types import NoteWritten, PageFetched, PageRead, Payload, PlanMade, Reflected, SearchDone, WarningRaised
+
 _PUNCT = frozenset(string.punctuation)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u2028\u2029]")
 CITE = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")  # [1], [1, 2], [1; 3] as the agent writes them
@@ -199,41 +201,35 @@ def _q(text: Any, n: int = 120) -> str:
     return escape_md(t if len(t) <= n else t[: n - 1] + "…")
 
 
-def step_line(kind: str, data: dict[str, Any]) -> str | None:
-    """One line (Markdown, escaped) for the live status of a step event; None for events that are not steps."""
-    data = data or {}
-    if kind == "plan":
-        subs = data.get("sub_questions") or []
+def step_line(data: Payload) -> str | None:
+    """One line (Markdown, escaped) for the live status of a step event's payload; None for events that are not
+    steps (tokens, the answer, an error)."""
+    if isinstance(data, PlanMade):
+        subs = data.sub_questions
         head = f"**Plan**: {len(subs)} sub\\-question{'s' if len(subs) != 1 else ''}"
-        if data.get("awaiting_review"):
+        if data.awaiting_review:
             head += " \\(waiting for your review\\)"
-        return head + "".join(f"  \n{i}\\. {_q(_get(s, 'question', s))}" for i, s in enumerate(subs, 1))
-    if kind == "search":
-        hits = data.get("hits")
-        n = hits if isinstance(hits, int) else len(hits or [])
-        line = f"**Search** “{_q(data.get('query'))}”: {n} hit{'s' if n != 1 else ''}"
-        for w in data.get("warnings") or []:
-            line += f"  \n⚠️ {_q(w, 200)}"
-        return line
-    if kind == "fetch":
-        url = data.get("url", "")
-        where = _q(url, 100)
-        if data.get("ok", True):
-            return f"**Fetched** {where}" + (" \\(from cache\\)" if data.get("from_cache") else "")
-        return f"**Skipped** {where}: {_q(data.get('reason') or 'not fetched', 160)}"
-    if kind == "read":
-        n = data.get("passages", 0)
-        return f"**Read** “{_q(data.get('title') or site_of(data.get('url')), 100)}”: kept {n} passage{'s' if n != 1 else ''}"
-    if kind == "note":
-        about = data.get("question") or data.get("sub_question")
-        return f"**Note** on “{_q(about, 80)}”: {_q(data.get('text'), 200)}"
-    if kind == "reflect":
-        if data.get("decision") == "more":
-            new = data.get("new_sub_questions") or []
-            return "**Reflect**: more evidence needed" + "".join(f"  \n\\+ {_q(_get(s, 'question', s))}" for s in new)
+        return head + "".join(f"  \n{i}\\. {_q(s['question'])}" for i, s in enumerate(subs, 1))
+    if isinstance(data, SearchDone):
+        line = f"**Search** “{_q(data.query)}”: {data.hits} hit{'s' if data.hits != 1 else ''}"
+        return line + "".join(f"  \n⚠️ {_q(w, 200)}" for w in data.warnings)
+    if isinstance(data, PageFetched):
+        where = _q(data.url, 100)
+        if data.ok:
+            return f"**Fetched** {where}" + (" \\(from cache\\)" if data.from_cache else "")
+        return f"**Skipped** {where}: {_q(data.reason or 'not fetched', 160)}"
+    if isinstance(data, PageRead):
+        n = data.passages
+        return f"**Read** “{_q(data.title or site_of(data.url), 100)}”: kept {n} passage{'s' if n != 1 else ''}"
+    if isinstance(data, NoteWritten):
+        return f"**Note** on “{_q(data.question or data.sub_question, 80)}”: {_q(data.text, 200)}"
+    if isinstance(data, Reflected):
+        if data.decision == "more":
+            return "**Reflect**: more evidence needed" + "".join(
+                f"  \n\\+ {_q(s['question'])}" for s in data.new_sub_questions)
         return "**Reflect**: enough evidence, answering"
-    if kind == "warning":
-        return f"⚠️ {_q(data.get('message'), 300)}"
+    if isinstance(data, WarningRaised):
+        return f"⚠️ {_q(data.message, 300)}"
     return None
 
 

@@ -15,6 +15,8 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent.types import AnswerReady, ErrorRaised, Payload, Token, WarningRaised
+from moesearch_core.errors import render_error
 from ui.prefs import Prefs
 from ui.render import answer_view, step_line
 from ui.store import Store
@@ -23,12 +25,11 @@ log = logging.getLogger("moesearch.ui")
 
 
 def user_message(exc: BaseException) -> str:
-    """One line for the user: our packages' own message, or what happened and where to look."""
-    if getattr(exc, "user_facing", False):
-        text = str(exc).strip()
-        return text.splitlines()[0] if text else type(exc).__name__
-    first = (str(exc).strip().splitlines() or [""])[0]
-    return f"unexpected error ({type(exc).__name__}: {first[:200]}); the details are in the terminal running moesearch ui"
+    """One line for the user (moesearch_core.errors.render_error); a bug's traceback goes to the terminal's log."""
+    shown = render_error(exc, where="the details are in the terminal running moesearch ui")
+    if not shown.user_error:
+        log.error("the app failed:\n%s", "".join(traceback.format_exception(exc)))
+    return shown.message
 
 
 @dataclass
@@ -133,26 +134,8 @@ class Runner:
                 stream = agent.astream(job.question, mode=prefs.mode, history=history or None,
                                        documents=docs or None, plan=plan)
                 async for ev in stream:
-                    kind, data = ev.kind, ev.data or {}
-                    if kind == "token":
-                        job.text += str(data.get("text", ""))
-                    elif kind == "answer":
-                        job.view = answer_view(data["answer"])
-                    elif kind == "error":
-                        job.error = str(data.get("message") or "the agent stopped with an error").splitlines()[0]
-                        exc = data.get("exception")
-                        if exc is not None and not getattr(exc, "user_facing", False):
-                            log.error("question %r failed:\n%s", job.question,
-                                      "".join(traceback.format_exception(exc)))
-                        data = {k: v for k, v in data.items() if k != "exception"}
-                    elif kind == "warning":
-                        job.warnings.append(str(data.get("message", "")))
-                    line = step_line(kind, data)
-                    if line:
-                        job.steps.append(line)
+                    _follow(job, ev.data)
         except Exception as e:  # noqa: BLE001 - every failure becomes a message; the app keeps working
-            if not getattr(e, "user_facing", False):
-                log.error("question %r failed:\n%s", job.question, traceback.format_exc())
             job.error = user_message(e)
         finally:
             try:
@@ -177,6 +160,21 @@ class Runner:
     def call(self, fn, *args, timeout_s: float = 120, **kwargs):
         """Run a coroutine function on the loop (e.g. fetching a page) and wait for its result."""
         return asyncio.run_coroutine_threadsafe(fn(*args, **kwargs), self.loop).result(timeout_s)
+
+
+def _follow(job: Job, data: Payload) -> None:
+    """Record one event of the job's stream: a streamed token, the answer, the error, a warning, a step line."""
+    if isinstance(data, Token):
+        job.text += data.text
+    elif isinstance(data, AnswerReady):
+        job.view = answer_view(data.answer)
+    elif isinstance(data, ErrorRaised):
+        job.error = user_message(data.exception) if data.exception is not None else data.message
+    elif isinstance(data, WarningRaised):
+        job.warnings.append(data.message)
+    line = step_line(data)
+    if line:
+        job.steps.append(line)
 
 
 def _close(obj: Any) -> None:

@@ -1,6 +1,6 @@
 """What a weak base model tends to add to its answer is taken out before the citation check."""
 
-from agent.answering import _tidy
+from agent.answering import tidy as _tidy
 
 
 def test_copied_evidence_after_a_quoting_delimiter_is_cut():

@@ -24,6 +24,13 @@ def test_ask_prints_a_cited_answer_as_json(agent_data_dir, local_agent):
     assert out["question"] == SAMPLE and out["answer"]
     assert out["citations"] and all(c["quote"] and c["url"].startswith("https://") for c in out["citations"])
     assert "search" in r.stderr  # the steps were shown while working
+    assert "llama_" not in r.stderr  # llama.cpp's own log lines stay out of the user's terminal
+
+
+def test_verbose_also_shows_the_model_runtime_lines(agent_data_dir):
+    r = ask("Who wrote Dune?", "--mode", "closed-book", "--verbose", env_dir=agent_data_dir)
+    assert r.returncode == 0, r.stderr
+    assert "llama_" in r.stderr
 
 
 def test_bad_input_gives_one_line_errors(agent_data_dir):

@@ -7,6 +7,8 @@ import pytest
 from markdown_it import MarkdownIt
 
 from agent.types import Answer, Citation
+from agent.types import (ErrorRaised, NoteWritten, PageFetched, PageRead, PlanMade, Reflected, SearchDone, Token,
+                         WarningRaised)
 from ui.render import (answer_markdown, answer_view, escape_block, escape_md, export_markdown, quote_markdown,
                        safe_url, site_of, source_card_markdown, step_line, summary_label)
 
@@ -110,19 +112,20 @@ def test_answer_view_and_export():
 
 def test_step_lines_escape_page_content():
     lines = [
-        step_line("plan", {"sub_questions": [{"id": 1, "question": "Who <b>?", "depends_on": []}], "awaiting_review": False}),
-        step_line("search", {"query": "kiss and tell", "hits": 5, "urls": [], "warnings": ["SearXNG timed out"]}),
-        step_line("fetch", {"url": "https://x.org/a", "ok": True, "from_cache": True}),
-        step_line("fetch", {"url": "https://x.org/b", "ok": False, "reason": "robots.txt"}),
-        step_line("read", {"url": "https://x.org/a", "title": "<script>alert(1)</script>", "passages": 2}),
-        step_line("note", {"sub_question": "q1", "question": "When was <i>she</i> born?", "text": "n"}),
-        step_line("reflect", {"decision": "more", "new_sub_questions": ["next?"]}),
-        step_line("reflect", {"decision": "answer", "new_sub_questions": []}),
-        step_line("warning", {"message": "deadline reached"}),
+        step_line(PlanMade([{"id": "q1", "question": "Who <b>?", "depends_on": []}], awaiting_review=False)),
+        step_line(SearchDone("q0", "kiss and tell", 5, [], [], ["SearXNG timed out"])),
+        step_line(PageFetched("https://x.org/a", True, from_cache=True)),
+        step_line(PageFetched("https://x.org/b", False, "robots.txt")),
+        step_line(PageRead("https://x.org/a", "<script>alert(1)</script>", 2, "q0")),
+        step_line(NoteWritten("q1", "When was <i>she</i> born?", "n")),
+        step_line(Reflected("more", [{"id": "q3", "question": "next <u>?"}])),
+        step_line(Reflected("answer", [])),
+        step_line(WarningRaised("deadline reached")),
     ]
     assert all(lines)
-    assert step_line("token", {"text": "x"}) is None and step_line("answer", {}) is None
+    assert step_line(Token("x")) is None and step_line(ErrorRaised("m", 2)) is None
     out = html("\n\n".join(lines))
     assert "<script" not in out and "<b>" not in out
     assert "Note</strong> on “When was &lt;i&gt;she&lt;/i&gt; born?”" in out
+    assert "next &lt;u&gt;?" in out and "<u>" not in out
     assert "5 hits" in out and "from cache" in out and "robots.txt" in out and "kept 2 passages" in out
