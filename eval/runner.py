@@ -25,7 +25,7 @@ from eval.evidence import (RecordingProvider, ReplayProvider, Snapshot, recordin
                            web_documents)
 from eval.scoring import aggregate, score_answer
 from eval.settings import EvalSettings
-from eval.store import EvalResult, EvalRun, Store, dumps
+from eval.store import EvalResult, EvalRun, Store, dumps, model_identity
 
 MODES = ("closed-book", "quick", "deep")
 PROVIDERS = ("auto", "localweb", "searxng", "local")
@@ -208,7 +208,7 @@ async def arun_eval(options: RunOptions | None = None, *, resume: str | None = N
 
                 llm = load_llm(ModelSettings(model=opts.model))
             if getattr(llm, "name", None):
-                store.update_run(run.id, model=str(llm.name))
+                store.update_run(run.id, **model_identity(llm))
             finished = False
             try:
                 await _ask_all(store, run.id, opts, pending, llm, provider, factory, rsettings, page_texts,
@@ -443,12 +443,13 @@ def rescore_run(run_id: str, *, settings: EvalSettings | None = None) -> RunSumm
         if ex is None or row.error:
             continue
         urls, titles = json.loads(row.fetched_urls), json.loads(row.fetched_titles)
-        answer = {"text": row.prediction, "citations": json.loads(row.citations), "fetched_urls": urls,
+        answer = {"text": row.prediction, "short_answer": row.short_answer, "citations": json.loads(row.citations),
+                  "fetched_urls": urls,
                   "sources": [{"url": u, "title": t} for u, t in zip(urls, titles)] if len(urls) == len(titles)
                   else [], "settled": row.settled, "trace": json.loads(row.trace)}
         fields = score_answer(ex, answer, row.mode, page_texts=page_texts)
-        for k in ("em", "f1", "acc", "recall_fetched", "recall_cited", "cit_precision", "cit_recall",
-                  "gold_in_fetched"):
+        for k in ("short_em", "short_f1", "em", "f1", "acc", "recall_fetched", "recall_cited", "cit_precision",
+                  "cit_recall", "gold_in_fetched"):
             setattr(row, k, fields[k])
         updated.append(row)
     store.save_results(updated)
