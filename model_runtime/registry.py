@@ -11,8 +11,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 from model_runtime.errors import CorruptModelError, ModelNotFoundError, OfflineError, UnknownModelError
 from model_runtime.settings import ModelSettings
 
@@ -229,6 +227,8 @@ def pull(name: str, settings: ModelSettings | None = None, progress=None) -> Pat
         return install(name, settings)
     if name not in PRESETS:
         raise UnknownModelError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+    import httpx  # here, not at the top: resolving a model on every start needs no HTTP client
+
     preset = PRESETS[name]
     target = settings.models_dir / preset.filename
     if target.exists():
