@@ -376,7 +376,7 @@ async def _ask_all(store: Store, run_id: str, opts: RunOptions, pending: list[tu
         if error is not None:
             state["consecutive"] += 1
             state["last_error"] = error
-            row = {"prediction": "", "em": 0.0, "f1": 0.0, "acc": 0.0}
+            row = {"prediction": "", "em": 0.0, "f1": 0.0, "acc": 0.0, "short_em": 0.0, "short_f1": 0.0}
             latency = time.perf_counter() - t0
         fields = {k: (dumps(v) if k in ("citations", "fetched_urls", "fetched_titles", "trace", "step_times")
                       else v) for k, v in row.items()}

@@ -75,8 +75,10 @@ class EvalResult(SQLModel, table=True):
     fetched_titles: str = "[]"
     trace: str = "[]"  # JSON list of steps {kind, label, elapsed_s, tokens_in, tokens_out}
     step_times: str = "{}"  # JSON {kind: seconds}
-    short_em: float | None = 0.0  # EM / F1 of short_answer (HotpotQA rules); NULL in rows stored before it existed
-    short_f1: float | None = 0.0
+    # EM / F1 of short_answer (HotpotQA rules); NULL when the answer had none (made before short answers existed),
+    # 0 for a failed question. No default value: SQLAlchemy would write a column default in place of None.
+    short_em: float | None = None
+    short_f1: float | None = None
     em: float = 0.0  # EM / F1 / contains-accuracy of the whole answer text
     f1: float = 0.0
     acc: float = 0.0

@@ -54,10 +54,19 @@ def test_score_answer_keeps_short_and_text_scores_apart(example):
 def test_rows_without_short_answer_stay_out_of_the_mean_but_failures_count(eval_env):
     rows = [EvalResult(run_id="r", mode="quick", question_id="a", short_answer="no", short_em=1.0, short_f1=1.0),
             EvalResult(run_id="r", mode="quick", question_id="b", short_answer=None, short_em=None, short_f1=None),
-            EvalResult(run_id="r", mode="quick", question_id="c", error="timed out")]
+            EvalResult(run_id="r", mode="quick", question_id="c", error="timed out", short_em=0.0, short_f1=0.0)]
     m = aggregate(rows)["quick"]
     assert m["short_em"]["mean"] == 0.5 and m["short_em"]["n"] == 2  # the failure is wrong, the old row absent
     assert m["f1"]["n"] == 3
+
+
+def test_not_scored_stays_null_in_the_database(eval_env):
+    store = Store()
+    store.create_run(EvalRun(id="r0", dataset="d", modes=dumps(["quick"])))
+    store.add_result(EvalResult(run_id="r0", mode="quick", question_id="q", short_answer=None, short_em=None,
+                                short_f1=None, f1=0.5))
+    (row,) = store.results("r0")
+    assert (row.short_answer, row.short_em, row.short_f1, row.f1) == (None, None, None, 0.5)
 
 
 def _old_schema_db(path) -> None:
