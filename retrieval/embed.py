@@ -11,6 +11,7 @@ Two runtimes make the same vectors (cosine > 0.999, tests/retrieval/test_embed_o
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -264,15 +265,16 @@ def export_onnx(model_path: Path | None = None, out: Path | None = None) -> Path
     names = ["input_ids", "attention_mask", "token_type_ids"]
     mask = torch.tensor([[1] * 8, [1] * 5 + [0] * 3])
     example = (torch.full((2, 8), 1000) * mask, mask, torch.zeros((2, 8), dtype=torch.long))
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(f".{os.getpid()}.partial")
     axes = {n: {0: "batch", 1: "tokens"} for n in names} | {"last_hidden_state": {0: "batch", 1: "tokens"}}
-    try:
+    try:  # a read-only cache folder or an architecture the exporter cannot trace: use sentence-transformers
+        out.parent.mkdir(parents=True, exist_ok=True)
         with torch.no_grad():
             torch.onnx.export(model, example, str(tmp), input_names=names, output_names=["last_hidden_state"],
                               dynamic_axes=axes, opset_version=17, dynamo=False)
-    except Exception as e:  # noqa: BLE001 - an architecture the exporter cannot trace: use sentence-transformers
-        tmp.unlink(missing_ok=True)
+    except Exception as e:  # noqa: BLE001 - any failure leaves the original pipeline, which needs no export
+        with contextlib.suppress(OSError):
+            tmp.unlink()
         raise OnnxUnavailable(f"ONNX export of {model_path} failed ({type(e).__name__}: {e})") from e
     os.replace(tmp, out)  # atomic: a reader never sees half a file
     return out

@@ -56,3 +56,13 @@ def test_runtime_setting(monkeypatch):
     monkeypatch.setenv("MOESEARCH_EMBED_RUNTIME", "tensorflow")
     with pytest.raises(EmbeddingModelError, match="MOESEARCH_EMBED_RUNTIME='tensorflow'"):
         Embedder()
+
+
+def test_no_place_for_the_onnx_file_falls_back_to_sentence_transformers(tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("MOESEARCH_EMBED_ONNX_DIR", str(blocker / "embed"))  # cannot be created, even as root
+    e = Embedder(runtime="onnx")
+    v = e.encode(["Who wrote Dune?"])
+    assert e.runtime == "sentence-transformers" and v.shape == (1, 384)
+    assert not list(tmp_path.rglob("*.partial"))
