@@ -168,7 +168,7 @@ def run_one(engine: str, path: str, prompt_len: int, n_decode: int, threads: int
             tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
         decode = time.perf_counter() - t
     else:
-        from model_runtime.engine.model import load_transformer
+        from model_runtime.engine.loader import load_transformer
 
         model, f = load_transformer(path, engine)
         f.close()

@@ -372,7 +372,7 @@ class SynthModel:
         """A routing profile from a calibration batch of hidden states (random, plus the shared direction)."""
         import torch
 
-        from model_runtime.engine.placement import ProfileRecorder, _global_ids, layer_key
+        from model_runtime.engine.routing_profile import ProfileRecorder, _global_ids, layer_key
 
         rec = ProfileRecorder()
         g = torch.Generator(device=self.device).manual_seed(seed)

@@ -246,7 +246,7 @@ def embedded_transformer(kernel: str = "reference"):
     """The embedded Gemma 3 270M as our Transformer, loaded once per test session; other kernels are derived from
     the reference model (no second dequantization)."""
     if "reference" not in _EMBEDDED:
-        from model_runtime.engine.model import load_transformer
+        from model_runtime.engine.loader import load_transformer
         from model_runtime.registry import embedded_model_path
 
         _EMBEDDED["reference"] = load_transformer(embedded_model_path(), "reference")[0]

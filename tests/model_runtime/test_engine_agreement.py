@@ -17,7 +17,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from model_runtime.engine.model import load_transformer
+from model_runtime.engine.loader import load_transformer
 from tests.model_runtime.gguf_fixtures import (
     embedded_transformer,
     kl_per_position,

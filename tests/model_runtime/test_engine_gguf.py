@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from model_runtime.engine.gguf_file import GGUFModelFile, dequantize, supported_types
-from model_runtime.engine.model import load_transformer
+from model_runtime.engine.loader import load_transformer
 from model_runtime.errors import CorruptModelError, ModelNotFoundError, UnsupportedModelError
 from tests.model_runtime.gguf_fixtures import quantized_bytes, random_gguf, random_model, write_gguf
 

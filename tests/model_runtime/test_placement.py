@@ -21,7 +21,7 @@ if not torch.cuda.is_available():
 from model_runtime.engine.hmoe import HMoEParams, write_hmoe_gguf  # noqa: E402
 from model_runtime.engine.kernels import ExpertWeights, get_kernel  # noqa: E402
 from model_runtime.engine.kernels.triton_kernels import TritonExpertKernel, triton_available  # noqa: E402
-from model_runtime.engine.model import load_transformer  # noqa: E402
+from model_runtime.engine.loader import load_transformer  # noqa: E402
 from model_runtime.engine.placement import (  # noqa: E402
     HybridExperts,
     Placement,
