@@ -172,6 +172,10 @@ class GGUFModelFile:
             raise ModelNotFoundError(f"model file {self.path} does not exist; check the path or run `moesearch model pull`")
         try:
             self.metadata, self._tensors = read_gguf(self.path)
+            first = next(iter(self._tensors.values()), None)
+            self._buf = first.data if first is not None else None
+            while self._buf is not None and not hasattr(self._buf, "_mmap"):  # up to the file's np.memmap
+                self._buf = getattr(self._buf, "base", None)
         except Exception as e:  # struct/ValueError/KeyError on damaged files
             raise CorruptModelError(f"{self.path} is not a readable GGUF file ({e}); download it again") from e
         self.arch: str = str(self.metadata.get("general.architecture", ""))
@@ -259,6 +263,15 @@ class GGUFModelFile:
         if t.tensor_type.name not in supported_types():
             self._dequantize(t, t.data[:1], (1, got[-1]))  # raises the unsupported-type message
         return QuantizedRows(t, got)
+
+    def release_pages(self) -> None:
+        """Drop the file pages read so far from this process's resident memory (they stay in the page cache; the
+        embedding rows still in use come back on demand)."""
+        import mmap
+
+        m = getattr(self._buf, "_mmap", None)
+        if m is not None and hasattr(m, "madvise"):
+            m.madvise(mmap.MADV_DONTNEED)
 
     def close(self) -> None:
         self._tensors = {}

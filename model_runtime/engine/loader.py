@@ -157,10 +157,31 @@ def load_model(path: str | Path, kernel: str | ExpertKernel = "reference", *, de
     tied = not f.has("output.weight")
     head_name = "token_embd.weight" if tied else "output.weight"
     f._info(head_name, (cfg.n_vocab, cfg.d_model))
-    head = lin.prepare_chunks(f.row_chunks(head_name, HEAD_CHUNK_ROWS))
+    head = lin.prepare_chunks(f.row_chunks(head_name, HEAD_CHUNK_ROWS), (cfg.n_vocab, cfg.d_model))
     model = Transformer(cfg, embed, head, f.tensor("output_norm.weight", (cfg.d_model,)), blocks, kern,
                         tied=tied, device=device)
+    f.release_pages()
+    _trim()
     return model, f
+
+
+def _libc():
+    import ctypes
+    import ctypes.util
+
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+
+
+def _trim() -> None:
+    """Give the heap's freed blocks back to the OS: glibc keeps the transients of loading (expert-sized blocks below
+    its adaptive mmap threshold) resident otherwise; measured on the embedded model, 2.1 GB resident after a load
+    that uses 0.8 GB. (A fixed low M_MMAP_THRESHOLD instead cut the peak by 0.1 GB but made loading 20% slower.)"""
+    libc = _libc()
+    if libc is not None and hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)
 
 
 def load_transformer(path: str | Path, kernel: str | ExpertKernel = "reference") -> tuple[Transformer, GGUFModelFile]:

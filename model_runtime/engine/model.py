@@ -102,6 +102,9 @@ class Transformer:
         self.linear = kernel.linear
         self.output_norm = output_norm.to(self.device)
         self.blocks = [b.to(self.device) for b in blocks]
+        # per-head norms: q's weight on the q heads, k's on the k heads, [n_head + n_kv, hd], to norm both at once
+        self._qk_norm = [torch.stack([b.q_norm] * cfg.n_head + [b.k_norm] * cfg.n_head_kv)
+                         if cfg.qk_norm == "head" else None for b in self.blocks]
 
     def with_kernel(self, kernel: str | ExpertKernel) -> "Transformer":
         """The same model with its FFNs, attention and output head on another kernel (needs float32 weights: a
@@ -173,23 +176,25 @@ class Transformer:
 
     def _attention(self, i: int, blk: Block, x, rope, cache: KVCache, mask) -> torch.Tensor:
         cfg = self.cfg
-        t, hd = x.shape[0], cfg.head_dim
-        qd, kd = cfg.n_head * hd, cfg.n_head_kv * hd
+        t, hd, nh, nkv = x.shape[0], cfg.head_dim, cfg.n_head, cfg.n_head_kv
+        qd, kd = nh * hd, nkv * hd
         qkv = self.linear(blk.qkv, x)
         if blk.bqkv is not None:
             qkv = qkv + blk.bqkv
-        q, k, v = qkv[:, :qd], qkv[:, qd:qd + kd], qkv[:, qd + kd:]
         if cfg.qk_norm == "full":
-            q, k = rms_norm(q, blk.q_norm, cfg.rms_eps), rms_norm(k, blk.k_norm, cfg.rms_eps)
-        q, k, v = q.view(t, cfg.n_head, hd), k.view(t, cfg.n_head_kv, hd), v.view(t, cfg.n_head_kv, hd)
-        if cfg.qk_norm == "head":
-            q, k = rms_norm(q, blk.q_norm, cfg.rms_eps), rms_norm(k, blk.k_norm, cfg.rms_eps)
-        q, k = rope_neox(q, rope, cfg.rope_dim), rope_neox(k, rope, cfg.rope_dim)
+            q, k = rms_norm(qkv[:, :qd], blk.q_norm, cfg.rms_eps), rms_norm(qkv[:, qd:qd + kd], blk.k_norm, cfg.rms_eps)
+            qk = torch.cat([q, k], -1).view(t, nh + nkv, hd)
+        else:
+            qk = qkv[:, :qd + kd].reshape(t, nh + nkv, hd)
+        if cfg.qk_norm == "head":  # q and k heads normalised together: one op, then their own weights
+            qk = F.rms_norm(qk, (hd,), None, cfg.rms_eps) * self._qk_norm[i]
+        qk = rope_neox(qk, rope, cfg.rope_dim)  # q and k rotated together
+        q, k, v = qk[:, :nh], qk[:, nh:], qkv[:, qd + kd:].view(t, nkv, hd)
         s, e = cache.n, cache.n + t
         cache.k[i][:, s:e] = k.transpose(0, 1)
         cache.v[i][:, s:e] = v.transpose(0, 1)
         first = max(0, e - cfg.sliding_window) if (blk.swa and mask is None) else 0  # one token: its window
-        keys, vals = cache.k[i][:, first:e], cache.v[i][:, first:e]
-        out = F.scaled_dot_product_attention(q.transpose(0, 1).to(keys.dtype), keys, vals, attn_mask=mask,
-                                             scale=cfg.attn_scale, enable_gqa=cfg.n_head != cfg.n_head_kv)
-        return self.linear(blk.wo, out.transpose(0, 1).reshape(t, qd).float())
+        keys, vals = cache.k[i][None, :, first:e], cache.v[i][None, :, first:e]
+        out = F.scaled_dot_product_attention(q.transpose(0, 1)[None].to(keys.dtype), keys, vals, attn_mask=mask,
+                                             scale=cfg.attn_scale, enable_gqa=nh != nkv)
+        return self.linear(blk.wo, out[0].transpose(0, 1).reshape(t, qd).float())

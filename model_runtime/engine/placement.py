@@ -34,6 +34,7 @@ from model_runtime.engine.placement_plan import (  # noqa: F401
     plan_placement,
 )
 from model_runtime.engine.routing_profile import (  # noqa: F401
+    CALIBRATION_TEXT,
     PROFILE_VERSION,
     ProfileRecorder,
     RoutingProfile,
@@ -43,19 +44,6 @@ from model_runtime.engine.routing_profile import (  # noqa: F401
 )
 
 log = logging.getLogger(__name__)
-
-CALIBRATION_TEXT = (
-    "A search engine reads the question, breaks it into smaller questions, searches the web and local documents, "
-    "reads the pages it found and writes an answer that cites its sources. Mixture-of-Experts language models route "
-    "each token to a few experts out of many, so only a small part of the weights is read for every token.",
-    "def merge(a, b):\n    out = []\n    while a and b:\n        out.append(a.pop(0) if a[0] < b[0] else b.pop(0))\n"
-    "    return out + a + b\n",
-    "The French Revolution began in 1789. Its causes included financial crisis, food shortages and new ideas about "
-    "rights and government; it ended the monarchy and reshaped Europe for the century that followed.",
-    "Pour préparer une pâte à crêpes, mélangez la farine, les œufs et le lait, puis laissez reposer une heure.",
-    "Photosynthesis converts light energy into chemical energy: water and carbon dioxide become glucose and oxygen.",
-)
-
 
 def _gpu_budget_bytes(settings: Any, device: str) -> int | None:
     gb = settings.expert_gpu_budget_gb

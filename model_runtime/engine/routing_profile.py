@@ -17,6 +17,19 @@ import torch
 
 PROFILE_VERSION = 1
 
+# Text for calibration runs (routing profiles, activation outlier channels): prose, code, French, science.
+CALIBRATION_TEXT = (
+    "A search engine reads the question, breaks it into smaller questions, searches the web and local documents, "
+    "reads the pages it found and writes an answer that cites its sources. Mixture-of-Experts language models route "
+    "each token to a few experts out of many, so only a small part of the weights is read for every token.",
+    "def merge(a, b):\n    out = []\n    while a and b:\n        out.append(a.pop(0) if a[0] < b[0] else b.pop(0))\n"
+    "    return out + a + b\n",
+    "The French Revolution began in 1789. Its causes included financial crisis, food shortages and new ideas about "
+    "rights and government; it ended the monarchy and reshaped Europe for the century that followed.",
+    "Pour préparer une pâte à crêpes, mélangez la farine, les œufs et le lait, puis laissez reposer une heure.",
+    "Photosynthesis converts light energy into chemical energy: water and carbon dioxide become glucose and oxygen.",
+)
+
 
 def layer_key(layer: int | str, group: int | None = None) -> str:
     """The profile/placement key of a layer's routed expert group: ``"3"``, or ``"3.1"`` for its second group."""

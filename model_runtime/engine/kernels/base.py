@@ -65,8 +65,9 @@ class LinearKernel(ABC):
     def prepare(self, w: torch.Tensor) -> Any:
         """Quantize/pack/move W [N, D] once, at load."""
 
-    def prepare_chunks(self, chunks: Iterable[torch.Tensor]) -> Any:
-        """W given as consecutive row chunks (so that a large W is never whole in float32); default: joined."""
+    def prepare_chunks(self, chunks: Iterable[torch.Tensor], shape: tuple[int, int]) -> Any:
+        """W [N, D] = `shape` given as consecutive row chunks (so that a large W is never whole in float32);
+        default: joined."""
         return self.prepare(torch.cat(list(chunks), 0))
 
     @abstractmethod
