@@ -48,13 +48,6 @@ def subset_expert_weights(w: Any, experts: Sequence[int]) -> Any:
     return ExpertSubset(w, experts)
 
 
-def _set_widths(w: Any, widths: list[int]) -> None:
-    try:
-        w.widths = widths
-    except AttributeError:  # a slotted dataclass without the field: the padding stays exact, only slower
-        pass
-
-
 def _local_map(num_experts: int, members: Sequence[int], device: torch.device) -> torch.Tensor:
     """``[E + 1]``: global expert -> index among ``members`` or -1; the extra last entry maps ``-1`` to ``-1``."""
     m = torch.full((num_experts + 1,), -1, dtype=torch.int64)

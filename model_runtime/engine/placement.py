@@ -11,6 +11,7 @@ The pieces live in ``routing_profile`` (profiles, recording, calibration), ``pla
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -105,21 +106,22 @@ def build_placed_model(path: Path, plan: Placement, gpu_kernel: Any, cpu_kernel:
 
 def _place_within_memory(path: Path, profile: Any, sizes: dict, budget: int | None, strategy: str, gpu_kernel: Any,
                          cpu_kernel: Any) -> tuple[Any, Placement]:
-    """Build the placed model; when the GPU runs out of memory, halve the expert budget and try again (down to
-    every expert on the CPU), saying so."""
+    """Build the placed model; when the GPU runs out of memory, halve the experts' GPU bytes and try again with the
+    most used experts (down to every expert on the CPU), saying so on stderr."""
     while True:
-        plan = plan_placement(profile, sizes, budget, strategy if budget != 0 else "all-cpu")
+        plan = plan_placement(profile, sizes, budget, strategy)
         try:
             return build_placed_model(path, plan, gpu_kernel, cpu_kernel), plan
         except torch.OutOfMemoryError:
             if plan.gpu_bytes == 0:
                 raise
-            budget = plan.gpu_bytes // 2 if plan.gpu_bytes > 2**20 else 0
-            torch.cuda.empty_cache()
-            log.warning("GPU out of memory while placing experts: retrying with %.2f GiB of experts on the GPU",
-                        budget / 2**30)
-            print(f"GPU out of memory while placing experts; retrying with {budget / 2**30:.2f} GiB of experts on "
-                  "the GPU (set MOESEARCH_EXPERT_GPU_BUDGET_GB to choose)", flush=True)
+            budget, strategy = plan.gpu_bytes // 2, "frequency"
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            msg = (f"GPU out of memory while placing experts; retrying with {budget / 2**30:.2f} GiB of experts on "
+                   "the GPU (set MOESEARCH_EXPERT_GPU_BUDGET_GB to choose)")
+            log.warning(msg)
+            print(msg, file=sys.stderr, flush=True)
 
 
 def load_placed_llm(settings: Any, *, gpu_kernel: Any = None, cpu_kernel: Any = None, path: Path | None = None,

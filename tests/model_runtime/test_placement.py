@@ -284,6 +284,30 @@ def test_settings_place_a_served_model(hmoe_path, tmp_path):
     again.close()
 
 
+class _SmallGPU(type(get_kernel("reference"))):
+    """A "GPU" side that holds at most `limit` experts per group: running out of GPU memory cannot be caused on a
+    machine without a GPU, so this kernel raises the error CUDA raises."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+
+    def prepare(self, w):
+        if w.n_experts > self.limit:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return super().prepare(w)
+
+
+def test_gpu_out_of_memory_places_fewer_experts(hmoe_path, capsys):
+    baseline, _ = load_transformer(hmoe_path, "reference")
+    want, _ = greedy(baseline, PROMPT, 4)
+    settings = ModelSettings(model=hmoe_path, backend="torch", torch_device="cuda", expert_placement="all-gpu")
+    llm = load_placed_llm(settings, gpu_kernel=_SmallGPU(limit=2), cpu_kernel=get_kernel("reference"))
+    assert "GPU out of memory while placing experts; retrying with" in capsys.readouterr().err
+    assert 0 < llm.placement.gpu_fraction() < 1 and llm.placement.strategy == "frequency"
+    assert greedy(llm.model, PROMPT, 4)[0] == want
+    llm.close()
+
+
 @pytest.mark.skipif(HAS_CUDA, reason="checks the message shown where there is no GPU")
 def test_cuda_device_without_gpu_says_what_to_do(hmoe_path):
     settings = ModelSettings(model=hmoe_path, backend="torch", torch_device="cuda")

@@ -40,5 +40,6 @@ def _register_optional() -> None:
 
 _register_optional()
 
-__all__ = ["ExpertKernel", "ExpertWeights", "FloatLinear", "LinearKernel", "UnknownKernelError", "activation_fn", "available_kernels", "get_kernel",
-           "group_by_expert", "register_kernel", "ReferenceKernel", "CPUInt8Kernel", "CPUInt4Kernel", "Int8Linear", "Int4Linear"]
+__all__ = ["ExpertKernel", "ExpertWeights", "FloatLinear", "LinearKernel", "UnknownKernelError", "activation_fn",
+           "available_kernels", "get_kernel", "group_by_expert", "register_kernel", "ReferenceKernel", "CPUInt8Kernel",
+           "CPUInt4Kernel", "Int8Linear", "Int4Linear"]
