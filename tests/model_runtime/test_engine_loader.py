@@ -97,3 +97,19 @@ def test_unsupported_tensor_type_names_the_supported_ones(tmp_path):
     path = random_gguf(tmp_path, "qwen3moe", {"token_embd": "Q4_0"}, d_model=64)
     with pytest.raises(UnsupportedModelError, match="Q4_0.*supported: F32, F16, BF16, Q8_0"):
         load_model(path, "cpu-int8")
+
+
+def test_model_state_lives_on_the_model_device(tmp_path):
+    """Norms, biases and the KV cache follow the model's device (checked on "meta": no GPU here)."""
+    from model_runtime.engine.model import KVCache, Transformer
+
+    model, _ = load_transformer(random_gguf(tmp_path, "qwen2moe"), "reference")
+    on_meta = Transformer(model.cfg, model.embed, model.head, model.output_norm, model.blocks, model.kernel,
+                          device="meta")
+    assert on_meta.output_norm.device.type == "meta"
+    assert all(b.attn_norm.device.type == "meta" and b.bqkv.device.type == "meta" for b in on_meta.blocks)
+    cache = on_meta.new_cache(600)
+    assert isinstance(cache, KVCache) and cache.k[0].device.type == "meta"
+    cache.ensure(400)  # grows past its first 256 positions on the same device
+    assert cache.k[0].shape[1] == 512 and cache.v[1].device.type == "meta"
+    assert model.output_norm.device.type == "cpu"  # the original is untouched
