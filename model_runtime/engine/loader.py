@@ -62,9 +62,6 @@ class GGUFExperts:
             gate[e], up[e], down[e] = self.expert(e)
         return ExpertWeights(gate, up, down, self.activation)
 
-    def file_nbytes(self) -> int:
-        return sum(self.f.nbytes(n) for n in self.names)
-
 
 @dataclass
 class FFNSources:

@@ -29,14 +29,8 @@ class Placement:
     gpu_bytes: int = 0
     gpu_device: str = "cuda"
 
-    def device_of(self, layer: int | str, expert: int) -> str:
-        return self.devices[str(layer)][expert]
-
     def gpu_experts(self, layer: int | str) -> list[int]:
         return [e for e, d in enumerate(self.devices[str(layer)]) if d != "cpu"]
-
-    def cpu_experts(self, layer: int | str) -> list[int]:
-        return [e for e, d in enumerate(self.devices[str(layer)]) if d == "cpu"]
 
     def gpu_fraction(self) -> float:
         total = sum(len(v) for v in self.devices.values())

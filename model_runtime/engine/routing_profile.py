@@ -111,8 +111,8 @@ class ProfileRecorder:
     """Counts routing choices into a ``RoutingProfile``; thread-safe, cheap (one ``bincount`` per call).
 
     Use it as the routing hook of the MoE layers: ``recorder.record(layer_key, topk_ids, num_experts)`` after the
-    router picked ``topk_ids``; or ``recorder.hook(layer_key, num_experts)`` gives a callable for that. Serving can
-    keep recording (``enabled``) and re-plan from ``recorder.profile`` at times of its choosing.
+    router picked ``topk_ids`` (``attach_recorder`` does it for a model). Serving can keep recording (``enabled``)
+    and re-plan from ``recorder.profile`` at times of its choosing.
     """
 
     def __init__(self, profile: RoutingProfile | None = None) -> None:
@@ -125,9 +125,6 @@ class ProfileRecorder:
             return
         with self._lock:
             self.profile.add(layer, topk_ids, num_experts)
-
-    def hook(self, layer: int | str, num_experts: int) -> Callable[[torch.Tensor], None]:
-        return lambda topk_ids: self.record(layer, topk_ids, num_experts)
 
 
 def _global_ids(layer: Any, routes: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
