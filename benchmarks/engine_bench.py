@@ -3,6 +3,7 @@ per decoded token against the machine's measured memory bandwidth, peak memory.
 
     .venv/bin/python benchmarks/engine_bench.py                       # embedded Gemma 3 270M + synthetic OLMoE
     .venv/bin/python benchmarks/engine_bench.py --models embedded --kernels reference cpu-int8 cpu-int4
+    .venv/bin/python benchmarks/engine_bench.py --expert-cache [GGUF]        # static placement vs LRU/LFU cache
 
 Each engine runs in its own process (peak memory = that process's peak resident set, VmHWM). Decode: greedy, one token at a time
 after a prefill of --prompt tokens. Active weight bytes per decoded token: every non-expert weight (attention,
@@ -168,7 +169,7 @@ def run_one(engine: str, path: str, prompt_len: int, n_decode: int, threads: int
             tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
         decode = time.perf_counter() - t
     else:
-        from model_runtime.engine.model import load_transformer
+        from model_runtime.engine.loader import load_transformer
 
         model, f = load_transformer(path, engine)
         f.close()
@@ -185,6 +186,49 @@ def run_one(engine: str, path: str, prompt_len: int, n_decode: int, threads: int
     return {"engine": engine, "load_s": round(load, 2), "prefill_tok_s": round(prompt_len / prefill, 1),
             "decode_tok_s": round(n_decode / decode, 2),
             "peak_rss_mb": peak_rss_mb()}
+
+
+def expert_cache_comparison(path: Path, n_passages: int, budgets: list[float], threads: int) -> list[dict]:
+    """Static frequency placement vs a dynamic LRU/LFU GPU expert cache on routing traces of real text (HotpotQA
+    passages): the profile for the static plan is recorded on the first half of the passages, every policy is
+    replayed on the second half. Budgets are fractions of all routed experts' bytes (Triton int4 format)."""
+    import torch
+
+    from model_runtime.engine.expert_cache import ExpertCache, TraceRecorder, simulate_cache, simulate_static
+    from model_runtime.engine.llm import TorchMoELLM
+    from model_runtime.engine.placement_plan import config_expert_bytes, plan_placement
+    from model_runtime.engine.routing_profile import ProfileRecorder, attach_recorder
+
+    torch.set_num_threads(threads)
+    llm = TorchMoELLM(path, kernels="cpu-int8", chat_template="none")
+    passages = [json.loads(line)["text"] for _, line in zip(range(n_passages),
+                                                            open(ROOT / "../shared/data/hotpotqa/corpus.jsonl"))]
+    half = len(passages) // 2
+    prof, rec = ProfileRecorder(), TraceRecorder()
+    for recorder, texts in ((prof, passages[:half]), (rec, passages[half:])):
+        detach = attach_recorder(llm.model, recorder)
+        for text in texts:
+            tokens = llm.tokenize(text)[:256]
+            llm.model.forward(tokens, llm.model.new_cache(len(tokens)))
+        detach()
+    sizes = config_expert_bytes(llm.model.cfg, 4, 128)
+    total = sum(sum(v) for v in sizes.values())
+    rows = []
+    for frac in budgets:
+        budget = int(total * frac)
+        plan = plan_placement(prof.profile, sizes, budget, "frequency")
+        gpu = {k: plan.gpu_experts(k) for k in sizes}
+        row = {"budget": f"{frac:.0%}", "tokens": len(rec.trace),
+               "static_hit": round(simulate_static(rec.trace, gpu).hit_rate, 3)}
+        for policy in ("lru", "lfu"):
+            cache = ExpertCache(budget, sizes, policy)
+            cache.preload((k, e) for k, es in gpu.items() for e in es)  # starts from the static plan
+            st = simulate_cache(rec.trace, cache)
+            row[f"{policy}_hit"] = round(st.hit_rate, 3)
+            row[f"{policy}_MB_per_token"] = round(st.bytes_per_token / 1e6, 2)
+        rows.append(row)
+    llm.close()
+    return rows
 
 
 def peak_rss_mb() -> int:
@@ -208,7 +252,19 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--olmoe-layers", type=int, default=2)
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--expert-cache", metavar="GGUF", nargs="?", const="synthetic-olmoe",
+                    help="instead: compare static placement with a dynamic GPU expert cache on routing traces")
+    ap.add_argument("--passages", type=int, default=60)
     args = ap.parse_args()
+    if args.expert_cache:
+        path = (synthetic_olmoe(Path(tempfile.gettempdir()) / f"moesearch-olmoe-{args.olmoe_layers}l.gguf",
+                                args.olmoe_layers) if args.expert_cache == "synthetic-olmoe" else Path(args.expert_cache))
+        rows = expert_cache_comparison(path, args.passages, [0.1, 0.25, 0.5], args.threads)
+        cols = list(rows[0])
+        print("| " + " | ".join(cols) + " |\n|" + " --- |" * len(cols))
+        for r in rows:
+            print("| " + " | ".join(str(r[c]) for c in cols) + " |")
+        return
     if args.child:
         print(json.dumps(run_one(args.child[0], args.child[1], args.prompt, args.decode, args.threads)))
         return

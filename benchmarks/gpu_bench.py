@@ -267,16 +267,19 @@ class CachedPrepareKernel:
         return getattr(self.inner, name)
 
     @staticmethod
-    def _key(w: Any, e: int) -> tuple:
-        return (tuple(w.gate.shape[1:]), float(w.gate[e, 0, 0]), float(w.up[e, -1, -1]), float(w.down[e, 0, -1]))
+    def _key(g: Any, u: Any, d: Any) -> tuple:
+        return (tuple(g.shape), float(g[0, 0]), float(u[-1, -1]), float(d[0, -1]))
 
     def prepare(self, w: Any) -> Any:
-        n = w.gate.shape[0]
+        from model_runtime.engine.kernels import ExpertWeights
+
+        n = w.n_experts
         parts = []
         for e in range(n):
-            key = self._key(w, e)
+            g, u, d = w.expert(e)
+            key = self._key(g, u, d)
             if key not in self._cache:
-                one = type(w)(w.gate[e:e + 1], w.up[e:e + 1], w.down[e:e + 1], w.activation)
+                one = ExpertWeights(g[None], u[None], d[None], w.activation)
                 self._cache[key] = self.inner.prepare(one)
             parts.append(self._cache[key])
         first = parts[0]
@@ -372,7 +375,7 @@ class SynthModel:
         """A routing profile from a calibration batch of hidden states (random, plus the shared direction)."""
         import torch
 
-        from model_runtime.engine.placement import ProfileRecorder, _global_ids, layer_key
+        from model_runtime.engine.routing_profile import ProfileRecorder, _global_ids, layer_key
 
         rec = ProfileRecorder()
         g = torch.Generator(device=self.device).manual_seed(seed)

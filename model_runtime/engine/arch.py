@@ -35,6 +35,7 @@ class ArchSpec:
 ARCHS: dict[str, ArchSpec] = {s.name: s for s in [
     ArchSpec("gemma3", "dense", qk_norm="head", post_norms=True, embed_scale_sqrt_d=True, activation="gelu_tanh",
              swa_pattern=6, rope_base_swa=10000.0),
+    ArchSpec("qwen2", "dense", attn_bias=True),  # tied embeddings when the file has no output.weight
     ArchSpec("qwen2moe", "moe", shared_expert=True, attn_bias=True),
     ArchSpec("qwen3moe", "moe", qk_norm="head", norm_topk=True),
     ArchSpec("olmoe", "moe", qk_norm="full"),
@@ -84,36 +85,52 @@ class ModelConfig:
 
 
 def config_from_gguf(f: GGUFModelFile) -> ModelConfig:
-    arch = f.arch
-    spec = ARCHS.get(arch)
+    """The file's architecture and hyperparameters (llama.cpp's GGUF keys, `{arch}.*`) as one `ModelConfig`.
+
+    Raises UnsupportedModelError (naming the supported architectures) or CorruptModelError (a missing key)."""
+    spec = ARCHS.get(f.arch)
     if spec is None:
         raise UnsupportedModelError(
-            f"architecture {arch or '(none)'!r} of {f.path.name} is not supported by the torch engine; supported: "
+            f"architecture {f.arch or '(none)'!r} of {f.path.name} is not supported by the torch engine; supported: "
             f"{', '.join(supported_architectures())}; use the llamacpp backend for other models")
+    cfg = _attention_config(f, spec)
+    if spec.ffn == "dense":
+        cfg.ffn_width = _scalar(f.hp("feed_forward_length"))
+        cfg.shared_count, cfg.shared_width = 1, cfg.ffn_width
+    elif spec.ffn == "moe":
+        _moe_config(f, spec, cfg)
+    else:
+        _hmoe_config(f, cfg)
+    return cfg
+
+
+def _swa_layers(f: GGUFModelFile, spec: ArchSpec, n_layer: int) -> tuple[int, list[bool]]:
+    """(sliding window, which layers use it): gemma3's pattern of N-1 windowed layers then one global one."""
+    swa = int(f.hp("attention.sliding_window", 0) or 0) if spec.swa_pattern else 0
+    pattern = f.hp("attention.sliding_window_pattern", spec.swa_pattern)
+    if isinstance(pattern, list):
+        return swa, [bool(p) for p in pattern]
+    pattern = int(pattern)
+    return swa, [bool(swa) and pattern > 0 and (i % pattern < pattern - 1) for i in range(n_layer)]
+
+
+def _attention_config(f: GGUFModelFile, spec: ArchSpec) -> ModelConfig:
+    """Everything but the FFN: dimensions, heads, vocabulary, norms, RoPE, attention scale and window."""
     d = int(f.hp("embedding_length"))
     n_head = int(f.hp("attention.head_count"))
     n_head_kv = f.hp("attention.head_count_kv", n_head)
-    if isinstance(n_head_kv, list):
-        n_head_kv = n_head_kv[0]
+    n_head_kv = int(n_head_kv[0] if isinstance(n_head_kv, list) else n_head_kv)
     head_dim = int(f.hp("attention.key_length", d // n_head))
     n_layer = int(f.hp("block_count"))
     vocab = f.hp("vocab_size", None)
     if vocab is None:
         vocab = len(f.get("tokenizer.ggml.tokens", [])) or f.shape("token_embd.weight")[0]
-    swa = int(f.hp("attention.sliding_window", 0) or 0) if spec.swa_pattern else 0
-    pattern = f.hp("attention.sliding_window_pattern", spec.swa_pattern)
-    if isinstance(pattern, list):
-        swa_layers = [bool(p) for p in pattern]
-    else:
-        pattern = int(pattern)
-        swa_layers = [bool(swa) and pattern > 0 and (i % pattern < pattern - 1) for i in range(n_layer)]
+    swa, swa_layers = _swa_layers(f, spec, n_layer)
     scale_type = f.hp("rope.scaling.type", "none")
     factor = float(f.hp("rope.scaling.factor", 1.0) or 1.0)
-    qk_norm = spec.qk_norm
-    if spec.ffn == "hmoe":
-        qk_norm = str(f.hp("attention.qk_norm", "none"))
-    cfg = ModelConfig(
-        arch=arch, spec=spec, n_layer=n_layer, d_model=d, n_head=n_head, n_head_kv=int(n_head_kv),
+    hmoe = spec.ffn == "hmoe"
+    return ModelConfig(
+        arch=f.arch, spec=spec, n_layer=n_layer, d_model=d, n_head=n_head, n_head_kv=n_head_kv,
         head_dim=head_dim, n_vocab=int(vocab), context_length=int(f.hp("context_length", 4096)),
         rms_eps=float(f.hp("attention.layer_norm_rms_epsilon", 1e-6)),
         rope_base=float(f.hp("rope.freq_base", 10000.0)),
@@ -121,38 +138,37 @@ def config_from_gguf(f: GGUFModelFile) -> ModelConfig:
         rope_dim=int(f.hp("rope.dimension_count", head_dim)),
         rope_scale=1.0 / factor if scale_type == "linear" and factor > 0 else 1.0,
         attn_scale=float(f.hp("attention.scale", 0.0) or 0.0) or 1.0 / math.sqrt(head_dim),
-        sliding_window=swa, swa_layers=swa_layers, qk_norm=qk_norm,
-        activation=str(f.hp("activation", spec.activation)) if spec.ffn == "hmoe" else spec.activation,
+        sliding_window=swa, swa_layers=swa_layers,
+        qk_norm=str(f.hp("attention.qk_norm", "none")) if hmoe else spec.qk_norm,
+        activation=str(f.hp("activation", spec.activation)) if hmoe else spec.activation,
     )
-    if spec.ffn == "dense":
-        cfg.ffn_width = _scalar(f.hp("feed_forward_length"))
-        cfg.shared_count, cfg.shared_width = 1, cfg.ffn_width
-    elif spec.ffn == "moe":
-        n_exp = int(f.hp("expert_count"))
-        width = int(f.hp("expert_feed_forward_length", 0) or 0)
-        if not width:
-            width = f.shape("blk.0.ffn_gate_exps.weight")[1]
-        cfg.group_counts, cfg.group_widths = [n_exp], [width]
-        cfg.top_k = int(f.hp("expert_used_count"))
-        cfg.gating, cfg.norm_topk = spec.gating, spec.norm_topk
-        if spec.shared_expert:
-            cfg.shared_count = 1
-            cfg.shared_width = int(f.hp("expert_shared_feed_forward_length", 0) or 0) or _scalar(
-                f.hp("feed_forward_length"))
-            cfg.shared_gate = True
-    else:  # our heterogeneous MoE
-        cfg.group_counts = [int(x) for x in f.hp("expert_group_counts")]
-        cfg.group_widths = [int(x) for x in f.hp("expert_group_feed_forward_lengths")]
-        if len(cfg.group_counts) != len(cfg.group_widths):
-            raise CorruptModelError(f"{f.path.name}: {arch}.expert_group_counts and expert_group_feed_forward_lengths "
-                                    "have different lengths")
-        cfg.top_k = int(f.hp("expert_used_count"))
-        cfg.gating = GATING_FUNCS.get(int(f.hp("expert_gating_func", 1)), "softmax")
-        cfg.norm_topk = bool(f.hp("expert_weights_norm", False))
-        cfg.shared_count = int(f.hp("expert_shared_count", 0))
-        cfg.shared_width = int(f.hp("expert_shared_feed_forward_length", 0))
-        cfg.shared_gate = bool(f.hp("expert_shared_gate", False))
-    return cfg
+
+
+def _moe_config(f: GGUFModelFile, spec: ArchSpec, cfg: ModelConfig) -> None:
+    """One routed group (qwen2moe, qwen3moe, olmoe), qwen2moe's gated shared expert."""
+    width = int(f.hp("expert_feed_forward_length", 0) or 0) or f.shape("blk.0.ffn_gate_exps.weight")[1]
+    cfg.group_counts, cfg.group_widths = [int(f.hp("expert_count"))], [width]
+    cfg.top_k = int(f.hp("expert_used_count"))
+    cfg.gating, cfg.norm_topk = spec.gating, spec.norm_topk
+    if spec.shared_expert:
+        cfg.shared_count, cfg.shared_gate = 1, True
+        cfg.shared_width = int(f.hp("expert_shared_feed_forward_length", 0) or 0) or _scalar(
+            f.hp("feed_forward_length"))
+
+
+def _hmoe_config(f: GGUFModelFile, cfg: ModelConfig) -> None:
+    """Our heterogeneous MoE: routed groups of their own widths, shared experts, gating from the metadata."""
+    cfg.group_counts = [int(x) for x in f.hp("expert_group_counts")]
+    cfg.group_widths = [int(x) for x in f.hp("expert_group_feed_forward_lengths")]
+    if len(cfg.group_counts) != len(cfg.group_widths):
+        raise CorruptModelError(f"{f.path.name}: {cfg.arch}.expert_group_counts and expert_group_feed_forward_lengths "
+                                "have different lengths")
+    cfg.top_k = int(f.hp("expert_used_count"))
+    cfg.gating = GATING_FUNCS.get(int(f.hp("expert_gating_func", 1)), "softmax")
+    cfg.norm_topk = bool(f.hp("expert_weights_norm", False))
+    cfg.shared_count = int(f.hp("expert_shared_count", 0))
+    cfg.shared_width = int(f.hp("expert_shared_feed_forward_length", 0))
+    cfg.shared_gate = bool(f.hp("expert_shared_gate", False))
 
 
 def _scalar(v) -> int:

@@ -136,24 +136,25 @@ def save_hmoe(model, path: str | Path, tokenizer: dict[str, Any] | None = None) 
                    list(cfg.group_counts), list(cfg.group_widths), cfg.top_k, cfg.shared_count, cfg.shared_width,
                    cfg.shared_gate, cfg.gating, cfg.norm_topk, cfg.qk_norm, cfg.activation, cfg.context_length,
                    cfg.rms_eps, cfg.rope_base)
-    t: dict[str, np.ndarray] = {"token_embd.weight": model.tok_embd.numpy(),
+    if model.kernel.name != "reference":
+        raise ValueError("save_hmoe needs a model loaded with the reference kernel (float32 weights)")
+    t: dict[str, np.ndarray] = {"token_embd.weight": model.embed.full().numpy(),
                                 "output_norm.weight": model.output_norm.numpy()}
-    head = model.head
-    if head is not None and head is not model.tok_embd and hasattr(head, "numpy"):
-        t["output.weight"] = head.numpy()
+    if not model.tied:
+        t["output.weight"] = model.head.numpy()
+    qd, kd = cfg.n_head * cfg.head_dim, cfg.n_head_kv * cfg.head_dim
     for i, b in enumerate(model.blocks):
         pre = f"blk.{i}."
-        for n, v in [("attn_norm", b.attn_norm), ("attn_q", b.wq), ("attn_k", b.wk), ("attn_v", b.wv),
+        wq, wk, wv = b.qkv.split([qd, kd, kd])
+        for n, v in [("attn_norm", b.attn_norm), ("attn_q", wq), ("attn_k", wk), ("attn_v", wv),
                      ("attn_output", b.wo), ("attn_q_norm", b.q_norm), ("attn_k_norm", b.k_norm),
                      ("ffn_norm", b.ffn_norm)]:
             if v is not None:
-                t[pre + n + ".weight"] = v.numpy()
-        for n, v in [("attn_q", b.bq), ("attn_k", b.bk), ("attn_v", b.bv)]:
-            if v is not None:
-                t[pre + n + ".bias"] = v.numpy()
+                t[pre + n + ".weight"] = v.contiguous().numpy()
+        if b.bqkv is not None:
+            for n, v in zip(("attn_q", "attn_k", "attn_v"), b.bqkv.split([qd, kd, kd])):
+                t[pre + n + ".bias"] = v.contiguous().numpy()
         ffn = b.ffn
-        if ffn.kernel.name != "reference":
-            raise ValueError("save_hmoe needs a model loaded with the reference kernel (float32 weights)")
         t[pre + "ffn_gate_inp.weight"] = ffn.router.numpy()
         for g, ew in enumerate(ffn.routed):
             t[pre + f"ffn_gate_exps_g{g}.weight"] = ew.gate.numpy()

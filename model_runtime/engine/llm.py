@@ -15,7 +15,8 @@ from pathlib import Path
 import torch
 
 from model_runtime.base import LLM, Completion, CompletionStream, Messages, render_plain_prompt, to_messages
-from model_runtime.engine.model import KVCache, Transformer, load_transformer
+from model_runtime.engine.loader import load_model
+from model_runtime.engine.model import KVCache, Transformer
 from model_runtime.engine.tokenizer import Tokenizer
 
 
@@ -55,14 +56,16 @@ class TorchMoELLM(LLM):
 
             self.model, self._file = model, GGUFModelFile(self.path)
         else:
-            self.model, self._file = load_transformer(self.path, kernels)
+            self.model, self._file = load_model(self.path, kernels, device=device)
         self.kernel_name = self.model.kernel.name
-        self.device = device
+        self.device = self.model.device
+        self.placement = None  # set by placement.load_placed_llm
         self.tokenizer = Tokenizer(self._file)
-        self._file.close()  # every weight is in memory now
+        self._file.close()  # the weights are prepared (the embedding rows stay mapped)
         self._n_ctx = max(16, min(int(n_ctx), self.model.cfg.context_length))
         self._cache: KVCache | None = None
         self._cache_tokens: list[int] = []
+        self.reused_tokens = 0  # prompt tokens the last prefill took from the KV cache instead of computing
         self._lock = threading.Lock()
         self._gen = torch.Generator().manual_seed(seed)
         self.uses_chat_template = bool(self.tokenizer.chat_template) and chat_template != "none"
@@ -97,12 +100,13 @@ class TorchMoELLM(LLM):
         common = min(common, len(tokens) - 1)
         self._cache.n = common
         self._cache_tokens = list(tokens[:common])
-        logits = self.model.forward(tokens[common:], self._cache)[-1]
+        self.reused_tokens = common
+        logits = self.model.forward(tokens[common:], self._cache)[-1].cpu()
         self._cache_tokens = list(tokens)
         return logits
 
     def step(self, token: int) -> torch.Tensor:
-        logits = self.model.forward([token], self._cache)[-1]
+        logits = self.model.forward([token], self._cache)[-1].cpu()
         self._cache_tokens.append(token)
         return logits
 

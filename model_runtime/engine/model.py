@@ -1,51 +1,56 @@
-"""The transformer that every supported architecture shares, its weights loaded from GGUF, and its KV cache.
+"""The transformer that every supported architecture shares, and its KV cache, on one device (`loader` reads it).
 
 Block (pre-norm): h = x + [post_norm](attn(attn_norm(x))); out = h + [post_norm](ffn(ffn_norm(h))).
-Attention: q/k/v projections (+bias), optional QK-norm (per head or over all heads), NEOX RoPE, GQA, causal mask
+Attention: a fused q/k/v projection (+bias), optional QK-norm (per head or over all heads), NEOX RoPE, GQA, causal mask
 (with a sliding window on the layers the architecture marks), output projection. FFN: a `MoELayer`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import torch
+import torch.nn.functional as F
 
-from model_runtime.engine.arch import ModelConfig, config_from_gguf
-from model_runtime.engine.gguf_file import GGUFModelFile
-from model_runtime.engine.kernels import ExpertKernel, ExpertWeights, get_kernel
-from model_runtime.engine.moe import MoELayer, RouterSpec
+from model_runtime.engine.arch import ModelConfig
+from model_runtime.engine.kernels import ExpertKernel, get_kernel
+from model_runtime.engine.moe import MoELayer
 
 
 @dataclass
 class Block:
     attn_norm: torch.Tensor
-    wq: torch.Tensor
-    wk: torch.Tensor
-    wv: torch.Tensor
-    wo: torch.Tensor
-    bq: torch.Tensor | None
-    bk: torch.Tensor | None
-    bv: torch.Tensor | None
+    qkv: Any  # fused q/k/v projection [qd + 2 kd, D], prepared by the kernel's linear kernel
+    wo: Any  # output projection [D, qd], prepared likewise
+    bqkv: torch.Tensor | None  # fused q/k/v bias (qwen2moe)
     q_norm: torch.Tensor | None
     k_norm: torch.Tensor | None
     post_attn_norm: torch.Tensor | None
     ffn_norm: torch.Tensor
     post_ffw_norm: torch.Tensor | None
-    ffn: MoELayer
+    ffn: Any  # MoELayer, or a placed layer with the same call
     swa: bool
+
+    def to(self, device: str) -> "Block":
+        """Norms and biases on `device` (the prepared weights are already where their kernel put them)."""
+        mv = lambda t: t.to(device) if isinstance(t, torch.Tensor) else t  # noqa: E731
+        return dataclasses.replace(self, attn_norm=mv(self.attn_norm), bqkv=mv(self.bqkv), q_norm=mv(self.q_norm),
+                                   k_norm=mv(self.k_norm), post_attn_norm=mv(self.post_attn_norm),
+                                   ffn_norm=mv(self.ffn_norm), post_ffw_norm=mv(self.post_ffw_norm))
 
 
 class KVCache:
-    """Per layer K and V [n_head_kv, capacity, head_dim]; capacity grows by doubling up to `max_len`."""
+    """Per layer K and V [n_head_kv, capacity, head_dim] on `device` in `dtype`; capacity grows by doubling up to
+    `max_len`."""
 
-    def __init__(self, cfg: ModelConfig, max_len: int):
-        self.max_len = max_len
-        self.n = 0
+    def __init__(self, cfg: ModelConfig, max_len: int, device: str = "cpu", dtype: torch.dtype = torch.float32):
+        self.max_len, self.n, self.device, self.dtype = max_len, 0, device, dtype
         cap = min(256, max_len)
         shape = (cfg.n_head_kv, cap, cfg.head_dim)
-        self.k = [torch.zeros(shape) for _ in range(cfg.n_layer)]
-        self.v = [torch.zeros(shape) for _ in range(cfg.n_layer)]
+        self.k = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.n_layer)]
+        self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.n_layer)]
 
     def ensure(self, length: int) -> None:
         cap = self.k[0].shape[1]
@@ -54,16 +59,17 @@ class KVCache:
         new = min(self.max_len, max(length, 2 * cap))
         for store in (self.k, self.v):
             for i, t in enumerate(store):
-                grown = torch.zeros(t.shape[0], new, t.shape[2])
+                grown = torch.zeros(t.shape[0], new, t.shape[2], device=self.device, dtype=self.dtype)
                 grown[:, :cap] = t
                 store[i] = grown
 
     def nbytes(self) -> int:
-        return sum(t.numel() * 4 for t in self.k + self.v)
+        return sum(t.numel() * t.element_size() for t in self.k + self.v)
 
 
 def rms_norm(x: torch.Tensor, w: torch.Tensor, eps: float) -> torch.Tensor:
-    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
+    """x * w / sqrt(mean(x^2) + eps) over the last dimension (one fused op)."""
+    return F.rms_norm(x, (x.shape[-1],), w, eps)
 
 
 def rope_table(pos: torch.Tensor, n_rot: int, base: float, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -84,48 +90,57 @@ def rope_neox(x: torch.Tensor, table: tuple[torch.Tensor, torch.Tensor], n_rot: 
 
 
 class Transformer:
-    def __init__(self, cfg: ModelConfig, tok_embd: torch.Tensor, output: torch.Tensor | None,
-                 output_norm: torch.Tensor, blocks: list[Block], kernel: ExpertKernel, quantize_attention: bool = True):
-        self.cfg = cfg
-        self.output_norm = output_norm
-        self.kernel = kernel
-        self.head = kernel.head_prepare(output if output is not None else tok_embd)
-        # With a quantized kernel, the attention projections (fused q/k/v, and the output) run on it too, and the
-        # embedding table is kept in bfloat16 (one row is read per token); `reference` keeps everything float32.
-        self.quantized = kernel.name != "reference"
-        self.tok_embd = tok_embd.to(torch.bfloat16) if self.quantized else tok_embd
-        self._attn: list[tuple] | None = None
-        if self.quantized and quantize_attention:
-            import dataclasses
+    """The model on `device`: embedding lookup, blocks, output norm and head; FFNs on their kernels' devices.
 
-            self._attn = [(kernel.head_prepare(torch.cat([b.wq, b.wk, b.wv], 0)), kernel.head_prepare(b.wo))
-                          for b in blocks]
-            blocks = [dataclasses.replace(b, wq=None, wk=None, wv=None, wo=None) for b in blocks]
-        self.blocks = blocks
+    `embed` is a row-lookup table (`gguf_file.QuantizedRows`: rows dequantized on lookup); `head` is the output
+    head prepared by `kernel.linear` (from the embedding table when `tied`)."""
+
+    def __init__(self, cfg: ModelConfig, embed: Any, head: Any, output_norm: torch.Tensor, blocks: list[Block],
+                 kernel: ExpertKernel, *, tied: bool = False, device: str = "cpu"):
+        self.cfg, self.embed, self.head, self.tied, self.kernel = cfg, embed, head, tied, kernel
+        self.device = str(device)
+        self.linear = kernel.linear
+        self.output_norm = output_norm.to(self.device)
+        self.blocks = [b.to(self.device) for b in blocks]
+        # per-head norms: q's weight on the q heads, k's on the k heads, [n_head + n_kv, hd], to norm both at once
+        self._qk_norm = [torch.stack([b.q_norm] * cfg.n_head + [b.k_norm] * cfg.n_head_kv)
+                         if cfg.qk_norm == "head" else None for b in self.blocks]
 
     def with_kernel(self, kernel: str | ExpertKernel) -> "Transformer":
-        """The same model with its FFNs and output head on another kernel (needs float32 weights: a model loaded
-        with the `reference` kernel). Attention weights and embeddings are shared, not copied."""
-        import dataclasses
-
+        """The same model with its FFNs, attention and output head on another kernel (needs float32 weights: a
+        model loaded with the `reference` kernel). The embedding table is shared."""
         kern = get_kernel(kernel) if isinstance(kernel, str) else kernel
         if self.kernel.name != "reference":
             raise ValueError("with_kernel needs a model loaded with the reference kernel")
+        lin = kern.linear
         blocks = []
         for b in self.blocks:
             f = b.ffn
             ffn = MoELayer(kern, shared=f.shared, shared_gate=f.shared_gate, router=f.router, routed=f.routed,
                            spec=f.spec)
-            blocks.append(dataclasses.replace(b, ffn=ffn))
-        return Transformer(self.cfg, self.tok_embd, self.head if self.head is not self.tok_embd else None,
-                           self.output_norm, blocks, kern)
+            blocks.append(dataclasses.replace(b, ffn=ffn, qkv=lin.prepare(b.qkv), wo=lin.prepare(b.wo)))
+        return Transformer(self.cfg, self.embed, lin.prepare(self.head), self.output_norm, blocks, kern,
+                           tied=self.tied, device=self.device)
 
     def new_cache(self, max_len: int | None = None) -> KVCache:
-        return KVCache(self.cfg, max_len or self.cfg.context_length)
+        return KVCache(self.cfg, max_len or self.cfg.context_length, self.device)
+
+    def _masks(self, pos: torch.Tensor, length: int) -> dict[bool, torch.Tensor | None]:
+        """Additive attention masks [T, L] for global and sliding-window layers; None where nothing is masked
+        (a single new token sees every cached key, or its window, which `_attention` slices instead)."""
+        cfg = self.cfg
+        if pos.shape[0] == 1:
+            return {False: None, True: None}
+        kpos = torch.arange(length, device=self.device)
+        causal = kpos[None, :] <= pos[:, None]
+        window = causal & ((pos[:, None] - kpos[None, :]) < cfg.sliding_window)
+        zeros = torch.zeros(causal.shape, device=self.device)
+        return {False: zeros.masked_fill(~causal, float("-inf")), True: zeros.masked_fill(~window, float("-inf"))}
 
     @torch.inference_mode()
     def forward(self, tokens: torch.Tensor | list[int], cache: KVCache, *, all_logits: bool = False) -> torch.Tensor:
-        """Run `tokens` at positions cache.n.. ; returns logits [T, V] (all_logits) or [1, V] (last position)."""
+        """Run `tokens` at positions cache.n.. ; returns logits [T, V] (all_logits) or [1, V] (last position),
+        float32 on the model's device. Raises ContextOverflowError past the cache's max_len."""
         cfg = self.cfg
         tokens = torch.as_tensor(tokens, dtype=torch.long).reshape(-1)
         t = tokens.shape[0]
@@ -137,18 +152,14 @@ class Transformer:
                                        "shorten the prompt or raise MOESEARCH_N_CTX")
         cache.ensure(start + t)
         pos = torch.arange(start, start + t)
-        x = self.tok_embd[tokens].float()
+        x = self.embed.lookup(tokens).to(self.device)
         if cfg.embed_scale != 1.0:
             x = x * cfg.embed_scale
-        kpos = torch.arange(start + t)
-        causal = kpos[None, :] <= pos[:, None]
-        masks: dict[bool, torch.Tensor] = {}
+        masks = self._masks(pos.to(self.device), start + t)
         ropes = {False: rope_table(pos, cfg.rope_dim, cfg.rope_base, cfg.rope_scale),
                  True: rope_table(pos, cfg.rope_dim, cfg.rope_base_swa, 1.0)}
+        ropes = {k: (c.to(self.device), s.to(self.device)) for k, (c, s) in ropes.items()}
         for i, blk in enumerate(self.blocks):
-            if blk.swa not in masks:
-                allowed = causal & ((pos[:, None] - kpos[None, :]) < cfg.sliding_window) if blk.swa else causal
-                masks[blk.swa] = torch.zeros(allowed.shape).masked_fill_(~allowed, float("-inf"))
             h = self._attention(i, blk, rms_norm(x, blk.attn_norm, cfg.rms_eps), ropes[blk.swa], cache,
                                 masks[blk.swa])
             if blk.post_attn_norm is not None:
@@ -156,114 +167,34 @@ class Transformer:
             x = x + h
             h = blk.ffn(rms_norm(x, blk.ffn_norm, cfg.rms_eps))
             if blk.post_ffw_norm is not None:
-                h = rms_norm(h, blk.post_ffw_norm, cfg.rms_eps)
-            x = x + h
+                h = rms_norm(h.to(self.device), blk.post_ffw_norm, cfg.rms_eps)
+            x = x + h.to(self.device)
         cache.n = start + t
         if not all_logits:
             x = x[-1:]
-        return self.kernel.head_linear(self.head, rms_norm(x, self.output_norm, cfg.rms_eps))
+        return self.linear(self.head, rms_norm(x, self.output_norm, cfg.rms_eps))
 
     def _attention(self, i: int, blk: Block, x, rope, cache: KVCache, mask) -> torch.Tensor:
         cfg = self.cfg
-        t, hd = x.shape[0], cfg.head_dim
-        qd, kd = cfg.n_head * hd, cfg.n_head_kv * hd
-        if self._attn is not None:
-            qkv = self.kernel.head_linear(self._attn[i][0], x)
-            q, k, v = qkv[:, :qd], qkv[:, qd:qd + kd], qkv[:, qd + kd:]
-        else:
-            q, k, v = x @ blk.wq.T, x @ blk.wk.T, x @ blk.wv.T
-        if blk.bq is not None:
-            q, k, v = q + blk.bq, k + blk.bk, v + blk.bv
+        t, hd, nh, nkv = x.shape[0], cfg.head_dim, cfg.n_head, cfg.n_head_kv
+        qd, kd = nh * hd, nkv * hd
+        qkv = self.linear(blk.qkv, x)
+        if blk.bqkv is not None:
+            qkv = qkv + blk.bqkv
         if cfg.qk_norm == "full":
-            q, k = rms_norm(q, blk.q_norm, cfg.rms_eps), rms_norm(k, blk.k_norm, cfg.rms_eps)
-        q = q.view(t, cfg.n_head, hd)
-        k = k.view(t, cfg.n_head_kv, hd)
-        v = v.view(t, cfg.n_head_kv, hd)
-        if cfg.qk_norm == "head":
-            q, k = rms_norm(q, blk.q_norm, cfg.rms_eps), rms_norm(k, blk.k_norm, cfg.rms_eps)
-        q = rope_neox(q, rope, cfg.rope_dim)
-        k = rope_neox(k, rope, cfg.rope_dim)
+            q, k = rms_norm(qkv[:, :qd], blk.q_norm, cfg.rms_eps), rms_norm(qkv[:, qd:qd + kd], blk.k_norm, cfg.rms_eps)
+            qk = torch.cat([q, k], -1).view(t, nh + nkv, hd)
+        else:
+            qk = qkv[:, :qd + kd].reshape(t, nh + nkv, hd)
+        if cfg.qk_norm == "head":  # q and k heads normalised together: one op, then their own weights
+            qk = F.rms_norm(qk, (hd,), None, cfg.rms_eps) * self._qk_norm[i]
+        qk = rope_neox(qk, rope, cfg.rope_dim)  # q and k rotated together
+        q, k, v = qk[:, :nh], qk[:, nh:], qkv[:, qd + kd:].view(t, nkv, hd)
         s, e = cache.n, cache.n + t
         cache.k[i][:, s:e] = k.transpose(0, 1)
         cache.v[i][:, s:e] = v.transpose(0, 1)
-        keys, vals = cache.k[i][:, :e], cache.v[i][:, :e]
-        rep = cfg.n_head // cfg.n_head_kv
-        qh = q.transpose(0, 1)  # [H, T, hd]
-        if rep > 1:
-            qh = qh.reshape(cfg.n_head_kv, rep * t, hd)
-            scores = (qh @ keys.transpose(1, 2)) * cfg.attn_scale  # [Hkv, rep*T, L]
-            scores = scores.view(cfg.n_head_kv, rep, t, e) + mask
-            probs = torch.softmax(scores, -1).view(cfg.n_head_kv, rep * t, e)
-            out = (probs @ vals).view(cfg.n_head, t, hd)
-        else:
-            scores = (qh @ keys.transpose(1, 2)) * cfg.attn_scale + mask
-            out = torch.softmax(scores, -1) @ vals
-        out = out.transpose(0, 1).reshape(t, qd)
-        return self.kernel.head_linear(self._attn[i][1], out) if self._attn is not None else out @ blk.wo.T
-
-
-def load_transformer(path, kernel: str | ExpertKernel = "reference") -> tuple[Transformer, GGUFModelFile]:
-    """Read a GGUF file into a `Transformer` whose FFNs run on `kernel`."""
-    f = GGUFModelFile(path)
-    cfg = config_from_gguf(f)
-    kern = get_kernel(kernel) if isinstance(kernel, str) else kernel
-    d, hd = cfg.d_model, cfg.head_dim
-    qd, kd = cfg.n_head * hd, cfg.n_head_kv * hd
-    blocks = []
-    for i in range(cfg.n_layer):
-        p = f"blk.{i}."
-        T = lambda name, shape=None, optional=False: f.tensor(p + name, shape, optional=optional)  # noqa: E731
-        qn = kn = None
-        if cfg.qk_norm == "head":
-            qn, kn = T("attn_q_norm.weight", (hd,)), T("attn_k_norm.weight", (hd,))
-        elif cfg.qk_norm == "full":
-            qn, kn = T("attn_q_norm.weight", (qd,)), T("attn_k_norm.weight", (kd,))
-        blocks.append(Block(
-            attn_norm=T("attn_norm.weight", (d,)),
-            wq=T("attn_q.weight", (qd, d)), wk=T("attn_k.weight", (kd, d)), wv=T("attn_v.weight", (kd, d)),
-            wo=T("attn_output.weight", (d, qd)),
-            bq=T("attn_q.bias", (qd,), True), bk=T("attn_k.bias", (kd,), True), bv=T("attn_v.bias", (kd,), True),
-            q_norm=qn, k_norm=kn,
-            post_attn_norm=T("post_attention_norm.weight", (d,)) if cfg.spec.post_norms else None,
-            ffn_norm=T("ffn_norm.weight", (d,)),
-            post_ffw_norm=T("post_ffw_norm.weight", (d,)) if cfg.spec.post_norms else None,
-            ffn=_load_ffn(f, cfg, p, kern), swa=cfg.swa_layers[i] if i < len(cfg.swa_layers) else False))
-    tok = f.tensor("token_embd.weight", (cfg.n_vocab, d))
-    out = f.tensor("output.weight", (cfg.n_vocab, d), optional=True)
-    model = Transformer(cfg, tok, out, f.tensor("output_norm.weight", (d,)), blocks, kern)
-    return model, f
-
-
-def _load_ffn(f: GGUFModelFile, cfg: ModelConfig, p: str, kern: ExpertKernel) -> MoELayer:
-    d, act = cfg.d_model, cfg.activation
-    T = lambda name, shape: f.tensor(p + name, shape)  # noqa: E731
-    if cfg.spec.ffn == "dense":
-        fw = cfg.ffn_width
-        shared = ExpertWeights(T("ffn_gate.weight", (fw, d))[None], T("ffn_up.weight", (fw, d))[None],
-                               T("ffn_down.weight", (d, fw))[None], act)
-        return MoELayer(kern, shared=shared)
-    spec = RouterSpec(cfg.top_k, cfg.gating, cfg.norm_topk)
-    n_total = sum(cfg.group_counts)
-    router = T("ffn_gate_inp.weight", (n_total, d))
-    shared = gate = None
-    if cfg.spec.ffn == "moe":
-        e, fw = cfg.group_counts[0], cfg.group_widths[0]
-        routed = [ExpertWeights(T("ffn_gate_exps.weight", (e, fw, d)), T("ffn_up_exps.weight", (e, fw, d)),
-                                T("ffn_down_exps.weight", (e, d, fw)), act)]
-        if cfg.shared_count:
-            fs = cfg.shared_width
-            shared = ExpertWeights(T("ffn_gate_shexp.weight", (fs, d))[None], T("ffn_up_shexp.weight", (fs, d))[None],
-                                   T("ffn_down_shexp.weight", (d, fs))[None], act)
-            gate = T("ffn_gate_inp_shexp.weight", (d,)) if cfg.shared_gate else None
-    else:
-        routed = []
-        for g, (e, fw) in enumerate(zip(cfg.group_counts, cfg.group_widths)):
-            routed.append(ExpertWeights(T(f"ffn_gate_exps_g{g}.weight", (e, fw, d)),
-                                        T(f"ffn_up_exps_g{g}.weight", (e, fw, d)),
-                                        T(f"ffn_down_exps_g{g}.weight", (e, d, fw)), act))
-        if cfg.shared_count:
-            s, fs = cfg.shared_count, cfg.shared_width
-            shared = ExpertWeights(T("ffn_gate_shexps.weight", (s, fs, d)), T("ffn_up_shexps.weight", (s, fs, d)),
-                                   T("ffn_down_shexps.weight", (s, d, fs)), act)
-            gate = T("ffn_gate_inp_shexp.weight", (d,)) if cfg.shared_gate else None
-    return MoELayer(kern, shared=shared, shared_gate=gate, router=router, routed=routed, spec=spec)
+        first = max(0, e - cfg.sliding_window) if (blk.swa and mask is None) else 0  # one token: its window
+        keys, vals = cache.k[i][None, :, first:e], cache.v[i][None, :, first:e]
+        out = F.scaled_dot_product_attention(q.transpose(0, 1)[None].to(keys.dtype), keys, vals, attn_mask=mask,
+                                             scale=cfg.attn_scale, enable_gqa=nh != nkv)
+        return self.linear(blk.wo, out[0].transpose(0, 1).reshape(t, qd).float())

@@ -39,7 +39,7 @@ class RouterSpec:
 
 @dataclass
 class MoELayer:
-    kernel: ExpertKernel
+    kernel: ExpertKernel | None  # None: routing only (a placed layer's experts are prepared by its own kernels)
     shared: ExpertWeights | None = None
     shared_gate: torch.Tensor | None = None  # [D], sigmoid gate on the shared group's output
     router: torch.Tensor | None = None  # [E_total, D]
@@ -52,9 +52,15 @@ class MoELayer:
         self.offsets = [sum(self.group_sizes[:i]) for i in range(len(self.group_sizes))]
         if self.router is not None and self.router.shape[0] != sum(self.group_sizes):
             raise ValueError(f"router has {self.router.shape[0]} rows for {sum(self.group_sizes)} routed experts")
+        if self.kernel is None:
+            self._shared_prepared, self._prepared = None, []
+            self.shared, self.routed = _shape_only(self.shared), [_shape_only(g) for g in self.routed]
+            return
         self._shared_prepared = self.kernel.prepare(self.shared) if self.shared is not None else None
         self._prepared = [self.kernel.prepare(g) for g in self.routed]
-        if self.kernel.name != "reference":  # the float32 copies are not needed once quantized
+        if self.kernel.name == "reference":  # its prepared weights are the float32 ones (kept for with_kernel)
+            self.shared, self.routed = self._shared_prepared, list(self._prepared)
+        else:  # the float32 (or lazy, file-backed) sources are not needed once quantized
             self.shared = _shape_only(self.shared)
             self.routed = [_shape_only(g) for g in self.routed]
 
@@ -107,10 +113,11 @@ class MoELayer:
     __call__ = forward
 
 
-def _shape_only(w: ExpertWeights | None) -> ExpertWeights | None:
+def _shape_only(w) -> ExpertWeights | None:
+    """Shapes only (meta tensors): what routing and placement need to know of a group."""
     if w is None:
         return None
-    e, f, d = w.gate.shape
+    e, f, d = w.n_experts, w.width, w.dim
     meta = dict(device="meta")
     return ExpertWeights(torch.empty(e, f, d, **meta), torch.empty(e, f, d, **meta), torch.empty(e, d, f, **meta),
-                         w.activation)
+                         w.activation, w.widths)

@@ -13,7 +13,7 @@ from pathlib import Path
 from model_runtime.engine.gguf_file import GGUFModelFile
 from model_runtime.errors import CorruptModelError
 
-LLAMACPP_ARCHS = {"gemma3", "qwen2moe", "qwen3moe", "olmoe"}
+LLAMACPP_ARCHS = {"gemma3", "qwen2", "qwen2moe", "qwen3moe", "olmoe"}
 _EOG_TEXTS = ("<end_of_turn>", "<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end|>")
 
 

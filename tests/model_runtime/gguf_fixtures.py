@@ -1,6 +1,6 @@
 """Small GGUF files with random weights, written with the `gguf` package, for engine tests.
 
-`random_model(arch, ...)` returns (metadata, tensors) for a standard architecture (gemma3, qwen2moe, qwen3moe, olmoe)
+`random_model(arch, ...)` returns (metadata, tensors) for a standard architecture (gemma3, qwen2, qwen2moe, qwen3moe, olmoe)
 in torch order; `write_gguf(path, arch, metadata, tensors, qtypes)` writes it with a byte-level GPT-2 style
 tokenizer that llama.cpp loads (256 byte tokens, two merges, BOS/EOS control tokens). `qtypes` maps a tensor-name
 substring to a GGML type; K-quant tensors are written as random blocks with small, valid scales (the gguf package
@@ -72,6 +72,9 @@ def random_model(arch: str, *, n_layer: int = 2, d_model: int = 64, n_head: int 
         t["token_embd.weight"] = w(n_vocab, d, std=logit_std / np.sqrt(d))
         meta.update({f"{a}.feed_forward_length": dense_ffn, f"{a}.attention.sliding_window": sliding_window,
                      f"{a}.rope.freq_base": 1000000.0})
+    elif arch == "qwen2":  # dense, tied embeddings (no output.weight), q/k/v biases
+        t["token_embd.weight"] = w(n_vocab, d, std=logit_std / np.sqrt(d))
+        meta[f"{a}.feed_forward_length"] = dense_ffn
     else:
         t["token_embd.weight"] = w(n_vocab, d, std=1.0)
         t["output.weight"] = w(n_vocab, d, std=logit_std / np.sqrt(d))
@@ -90,7 +93,7 @@ def random_model(arch: str, *, n_layer: int = 2, d_model: int = 64, n_head: int 
         t[p + "attn_v.weight"] = w(kd, d)
         t[p + "attn_output.weight"] = w(d, qd)
         t[p + "ffn_norm.weight"] = norm(d)
-        if arch == "qwen2moe":
+        if arch in ("qwen2moe", "qwen2"):
             for n, m in (("q", qd), ("k", kd), ("v", kd)):
                 t[p + f"attn_{n}.bias"] = w(m, std=0.1)
         if arch in ("gemma3", "qwen3moe"):
@@ -99,9 +102,10 @@ def random_model(arch: str, *, n_layer: int = 2, d_model: int = 64, n_head: int 
         if arch == "olmoe":
             t[p + "attn_q_norm.weight"] = norm(qd)
             t[p + "attn_k_norm.weight"] = norm(kd)
-        if arch == "gemma3":
-            t[p + "post_attention_norm.weight"] = norm(d)
-            t[p + "post_ffw_norm.weight"] = norm(d)
+        if arch in ("gemma3", "qwen2"):
+            if arch == "gemma3":
+                t[p + "post_attention_norm.weight"] = norm(d)
+                t[p + "post_ffw_norm.weight"] = norm(d)
             t[p + "ffn_gate.weight"] = w(dense_ffn, d)
             t[p + "ffn_up.weight"] = w(dense_ffn, d)
             t[p + "ffn_down.weight"] = w(d, dense_ffn)
@@ -246,7 +250,7 @@ def embedded_transformer(kernel: str = "reference"):
     """The embedded Gemma 3 270M as our Transformer, loaded once per test session; other kernels are derived from
     the reference model (no second dequantization)."""
     if "reference" not in _EMBEDDED:
-        from model_runtime.engine.model import load_transformer
+        from model_runtime.engine.loader import load_transformer
         from model_runtime.registry import embedded_model_path
 
         _EMBEDDED["reference"] = load_transformer(embedded_model_path(), "reference")[0]

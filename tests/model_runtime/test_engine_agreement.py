@@ -17,7 +17,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from model_runtime.engine.model import load_transformer
+from model_runtime.engine.loader import load_transformer
 from tests.model_runtime.gguf_fixtures import (
     embedded_transformer,
     kl_per_position,
@@ -29,7 +29,7 @@ from tests.model_runtime.gguf_fixtures import (
 N_STEPS = 32
 PROMPT = [256] + [ord(c) for c in "the cat sat on the mat, then "]  # BOS + bytes (> the gemma3 window of 8)
 
-ARCHS = ["qwen2moe", "qwen3moe", "olmoe", "gemma3"]
+ARCHS = ["qwen2moe", "qwen3moe", "olmoe", "gemma3", "qwen2"]
 
 
 @pytest.mark.parametrize("arch", ARCHS)

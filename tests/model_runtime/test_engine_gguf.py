@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from model_runtime.engine.gguf_file import GGUFModelFile, dequantize, supported_types
-from model_runtime.engine.model import load_transformer
+from model_runtime.engine.loader import load_transformer
 from model_runtime.errors import CorruptModelError, ModelNotFoundError, UnsupportedModelError
 from tests.model_runtime.gguf_fixtures import quantized_bytes, random_gguf, random_model, write_gguf
 
@@ -66,7 +66,7 @@ def test_unsupported_architecture_names_the_supported_ones(tmp_path):
     meta, t = random_model("qwen3moe")
     meta = {k.replace("qwen3moe.", "llama."): v for k, v in meta.items()}
     path = write_gguf(tmp_path / "llama.gguf", "llama", meta, t)
-    with pytest.raises(UnsupportedModelError, match="'llama'.*supported: gemma3, qwen2moe, qwen3moe, olmoe"):
+    with pytest.raises(UnsupportedModelError, match="'llama'.*supported: gemma3, qwen2, qwen2moe, qwen3moe, olmoe"):
         load_transformer(path)
 
 

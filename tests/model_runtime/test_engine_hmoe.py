@@ -11,7 +11,7 @@ from model_runtime.engine.gguf_file import GGUFModelFile
 from model_runtime.engine.hmoe import HMoEParams, save_hmoe, write_hmoe_gguf
 from model_runtime.engine.kernels import ExpertWeights, get_kernel
 from model_runtime.engine.llm import TorchMoELLM
-from model_runtime.engine.model import load_transformer
+from model_runtime.engine.loader import load_transformer
 from model_runtime.engine.moe import MoELayer, RouterSpec
 from tests.model_runtime.gguf_fixtures import qwen2moe_as_hmoe, random_model, tokenizer_metadata, write_gguf
 

@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from model_runtime.engine.kernels import ExpertWeights, UnknownKernelError, available_kernels, get_kernel
-from model_runtime.engine.model import load_transformer
+from model_runtime.engine.loader import load_transformer
 from tests.model_runtime.gguf_fixtures import embedded_transformer, kl_per_position, random_gguf
 
 GROUP_BOUND = {"cpu-int8": 0.03, "cpu-int4": 0.15}

@@ -32,8 +32,13 @@ def test_generate_is_llamacpp_greedy(torch_llm, embedded_model_path):
 
 def test_stream_equals_generate_and_reuses_the_cache(torch_llm):
     full = torch_llm.generate(PROMPT, max_tokens=10).text
+    n_prompt = len(torch_llm.tokenize(PROMPT))
     stream = torch_llm.stream(PROMPT, max_tokens=10)
     pieces = list(stream)
+    # the same prompt again: all but its last token come from the KV cache (the last one gives the logits)
+    assert torch_llm.reused_tokens == n_prompt - 1
+    torch_llm.generate("Something else entirely", max_tokens=1)
+    assert torch_llm.reused_tokens <= 1  # at most the shared BOS
     assert len(pieces) > 1 and "".join(pieces) == full
     assert stream.completion.text == full and stream.completion.completion_tokens == 10
 

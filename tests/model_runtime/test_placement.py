@@ -21,7 +21,7 @@ if not torch.cuda.is_available():
 from model_runtime.engine.hmoe import HMoEParams, write_hmoe_gguf  # noqa: E402
 from model_runtime.engine.kernels import ExpertWeights, get_kernel  # noqa: E402
 from model_runtime.engine.kernels.triton_kernels import TritonExpertKernel, triton_available  # noqa: E402
-from model_runtime.engine.model import load_transformer  # noqa: E402
+from model_runtime.engine.loader import load_transformer  # noqa: E402
 from model_runtime.engine.placement import (  # noqa: E402
     HybridExperts,
     Placement,
@@ -137,7 +137,7 @@ def test_frequency_plan_puts_the_most_used_experts_on_the_gpu_within_the_budget(
     # frequencies: 0.5 (layer 0, expert 1), 0.4 (1, 2), 0.3 (1, 0), 0.2 (0, 3), ...; room for 3 experts of 10 bytes
     assert plan.gpu_experts("0") == [1] and plan.gpu_experts("1") == [0, 2]
     assert plan.gpu_bytes == 30 and plan.gpu_bytes <= 35
-    assert plan.cpu_experts("0") == [0, 2, 3]
+    assert [e for e, d in enumerate(plan.devices["0"]) if d == "cpu"] == [0, 2, 3]
     # experts of different sizes: the big frequent one does not fit any more, smaller less frequent ones do
     sizes = {"0": [10, 10, 10, 30], "1": [10, 10, 10, 10]}
     plan = plan_placement(prof, sizes, 45, "frequency")
@@ -282,6 +282,30 @@ def test_settings_place_a_served_model(hmoe_path, tmp_path):
     assert greedy(again.model, PROMPT, 6)[0] == want
     llm.close()
     again.close()
+
+
+class _SmallGPU(type(get_kernel("reference"))):
+    """A "GPU" side that holds at most `limit` experts per group: running out of GPU memory cannot be caused on a
+    machine without a GPU, so this kernel raises the error CUDA raises."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+
+    def prepare(self, w):
+        if w.n_experts > self.limit:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return super().prepare(w)
+
+
+def test_gpu_out_of_memory_places_fewer_experts(hmoe_path, capsys):
+    baseline, _ = load_transformer(hmoe_path, "reference")
+    want, _ = greedy(baseline, PROMPT, 4)
+    settings = ModelSettings(model=hmoe_path, backend="torch", torch_device="cuda", expert_placement="all-gpu")
+    llm = load_placed_llm(settings, gpu_kernel=_SmallGPU(limit=2), cpu_kernel=get_kernel("reference"))
+    assert "GPU out of memory while placing experts; retrying with" in capsys.readouterr().err
+    assert 0 < llm.placement.gpu_fraction() < 1 and llm.placement.strategy == "frequency"
+    assert greedy(llm.model, PROMPT, 4)[0] == want
+    llm.close()
 
 
 @pytest.mark.skipif(HAS_CUDA, reason="checks the message shown where there is no GPU")

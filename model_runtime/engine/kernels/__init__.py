@@ -7,6 +7,8 @@ CUDA kernels register themselves from `kernels/triton_*.py` when importable.
 from model_runtime.engine.kernels.base import (
     ExpertKernel,
     ExpertWeights,
+    FloatLinear,
+    LinearKernel,
     UnknownKernelError,
     activation_fn,
     available_kernels,
@@ -14,7 +16,7 @@ from model_runtime.engine.kernels.base import (
     group_by_expert,
     register_kernel,
 )
-from model_runtime.engine.kernels.cpu import CPUInt4Kernel, CPUInt8Kernel
+from model_runtime.engine.kernels.cpu import CPUInt4Kernel, CPUInt8Kernel, Int4Linear, Int8Linear
 from model_runtime.engine.kernels.reference import ReferenceKernel
 
 register_kernel("reference", ReferenceKernel)
@@ -38,5 +40,6 @@ def _register_optional() -> None:
 
 _register_optional()
 
-__all__ = ["ExpertKernel", "ExpertWeights", "UnknownKernelError", "activation_fn", "available_kernels", "get_kernel",
-           "group_by_expert", "register_kernel", "ReferenceKernel", "CPUInt8Kernel", "CPUInt4Kernel"]
+__all__ = ["ExpertKernel", "ExpertWeights", "FloatLinear", "LinearKernel", "UnknownKernelError", "activation_fn",
+           "available_kernels", "get_kernel", "group_by_expert", "register_kernel", "ReferenceKernel", "CPUInt8Kernel",
+           "CPUInt4Kernel", "Int8Linear", "Int4Linear"]

@@ -10,7 +10,7 @@ Kernels register themselves by name (`register_kernel`); `get_kernel(name)` buil
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,12 +22,15 @@ from model_runtime.errors import InvalidSettingsError
 
 @dataclass
 class ExpertWeights:
-    """One group of experts sharing one FFN width, dequantized float32."""
+    """One group of experts sharing one FFN width, float32 in memory.
+
+    `widths[e]` (optional) is expert e's own width when the group stores narrower experts zero-padded to `F`."""
 
     gate: torch.Tensor  # [E, F, D]
     up: torch.Tensor  # [E, F, D]
     down: torch.Tensor  # [E, D, F]
     activation: str = "silu"  # "silu" | "gelu_tanh"
+    widths: list[int] | None = None
 
     @property
     def n_experts(self) -> int:
@@ -41,8 +44,50 @@ class ExpertWeights:
     def dim(self) -> int:
         return self.gate.shape[2]
 
+    def expert(self, e: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Expert e's (gate [F, D], up [F, D], down [D, F])."""
+        return self.gate[e], self.up[e], self.down[e]
+
+    def materialize(self) -> "ExpertWeights":
+        return self
+
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in (self.gate, self.up, self.down))
+
+
+class LinearKernel(ABC):
+    """How a plain linear layer y = x W^T runs (attention projections, the output head): W [N, D] prepared once."""
+
+    name: str = "?"
+    device: str = "cpu"
+
+    @abstractmethod
+    def prepare(self, w: torch.Tensor) -> Any:
+        """Quantize/pack/move W [N, D] once, at load."""
+
+    def prepare_chunks(self, chunks: Iterable[torch.Tensor], shape: tuple[int, int]) -> Any:
+        """W [N, D] = `shape` given as consecutive row chunks (so that a large W is never whole in float32);
+        default: joined."""
+        return self.prepare(torch.cat(list(chunks), 0))
+
+    @abstractmethod
+    def __call__(self, prepared: Any, x: torch.Tensor) -> torch.Tensor:
+        """x [T, D] -> float32 [T, N]."""
+
+
+class FloatLinear(LinearKernel):
+    """Plain matmul in `dtype` on `device` (the reference's float32, or a GPU's)."""
+
+    name = "float"
+
+    def __init__(self, device: str = "cpu", dtype: torch.dtype = torch.float32):
+        self.device, self.dtype = str(device), dtype
+
+    def prepare(self, w: torch.Tensor) -> torch.Tensor:
+        return w.to(self.device, self.dtype).contiguous()
+
+    def __call__(self, prepared: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return (x.to(prepared.dtype) @ prepared.T).float()
 
 
 def activation_fn(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -83,7 +128,8 @@ class ExpertKernel(ABC):
 
     @abstractmethod
     def prepare(self, w: ExpertWeights) -> Any:
-        """Quantize/pack/move the group's weights once, at load."""
+        """Quantize/pack/move the group's weights once, at load. `w` may be lazy (experts read from the file one
+        at a time through `w.expert(e)`): a kernel should not hold more than one expert in float32 at once."""
 
     @abstractmethod
     def forward(self, prepared: Any, x: torch.Tensor, topk_ids: torch.Tensor,
@@ -97,20 +143,10 @@ class ExpertKernel(ABC):
         return self.forward(prepared, x, torch.zeros(t, 1, dtype=torch.long, device=x.device),
                             torch.ones(t, 1, dtype=x.dtype, device=x.device))
 
-    def linear_prepare(self, w: torch.Tensor) -> Any:
-        """Prepare a plain [N, D] weight (e.g. the output head) for `linear`; default: keep float32."""
-        return w.float().contiguous()
-
-    def linear(self, prepared: Any, x: torch.Tensor) -> torch.Tensor:
-        return x @ prepared.T
-
-    def head_prepare(self, w: torch.Tensor) -> Any:
-        """Prepare a non-expert weight [N, D] (attention projections, the output head); default: like any linear
-        weight. A kernel may keep these at a higher precision than the experts."""
-        return self.linear_prepare(w)
-
-    def head_linear(self, prepared: Any, x: torch.Tensor) -> torch.Tensor:
-        return self.linear(prepared, x)
+    @property
+    def linear(self) -> LinearKernel:
+        """The kernel of this device's plain linear layers (attention, output head); float32 by default."""
+        return FloatLinear(self.device)
 
 
 _REGISTRY: dict[str, Callable[[], ExpertKernel]] = {}

@@ -19,7 +19,13 @@ from typing import Any
 
 import torch
 
-from model_runtime.engine.kernels.base import ExpertKernel, ExpertWeights, activation_fn, group_by_expert
+from model_runtime.engine.kernels.base import (
+    ExpertKernel,
+    ExpertWeights,
+    LinearKernel,
+    activation_fn,
+    group_by_expert,
+)
 
 
 @dataclass
@@ -30,35 +36,6 @@ class PreparedGroup:
     activation: str
 
 
-class _QuantCPUKernel(ExpertKernel):
-    device = "cpu"
-
-    def linear_prepare(self, w: torch.Tensor) -> Any:
-        raise NotImplementedError
-
-    def linear(self, prepared: Any, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
-    def prepare(self, w: ExpertWeights) -> PreparedGroup:
-        gu = [self.linear_prepare(torch.cat([w.gate[e], w.up[e]], 0)) for e in range(w.n_experts)]
-        dn = [self.linear_prepare(w.down[e]) for e in range(w.n_experts)]
-        return PreparedGroup(gu, dn, w.width, w.activation)
-
-    def forward(self, prepared: PreparedGroup, x, topk_ids, topk_weights):
-        act = activation_fn(prepared.activation)
-        f = prepared.width
-        if topk_ids.shape == (x.shape[0], 1) and x.shape[0] > 0 and bool((topk_ids == 0).all()) \
-                and len(prepared.gate_up) == 1:
-            h = self.linear(prepared.gate_up[0], x)
-            return self.linear(prepared.down[0], act(h[:, :f]) * h[:, f:]) * topk_weights.float()
-        out = torch.zeros(x.shape, dtype=torch.float32)
-        for e, tok, w in group_by_expert(topk_ids, topk_weights, len(prepared.gate_up)):
-            h = self.linear(prepared.gate_up[e], x[tok])
-            y = self.linear(prepared.down[e], act(h[:, :f]) * h[:, f:])
-            out.index_add_(0, tok, y * w[:, None].float())
-        return out
-
-
 @dataclass
 class Int8Weight:
     packed: Any  # fbgemm packed int8 weight [N, K] with per-row scales
@@ -66,39 +43,60 @@ class Int8Weight:
     scale: torch.Tensor  # [N] float32
 
 
-class CPUInt8Kernel(_QuantCPUKernel):
+def _int8_rows(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric per-row int8: (q [N, K] int8, scale [N] float32) with w ~ q * scale (in place where possible:
+    loading keeps one weight's temporaries at a time)."""
+    w = w.float()
+    scale = w.abs().amax(1).div_(127.0).clamp_(min=1e-12)
+    return torch.div(w, scale[:, None]).round_().clamp_(-127, 127).to(torch.int8), scale
+
+
+class Int8Linear(LinearKernel):
     """Per-row int8 weights; activations quantized per call by fbgemm, except outlier input channels.
 
     A per-tensor 7-bit activation quantization is ruined by the few input channels whose values are many times
     the rest (Gemma's normalised activations have them), so channels above `outlier_ratio` x the RMS of the
     activations are zeroed before the fbgemm call and multiplied in float32 with their int8 weight columns
-    (the LLM.int8() decomposition).
+    (the LLM.int8() decomposition, Dettmers et al. 2022).
     """
 
-    name = "cpu-int8"
+    name = "int8"
     outlier_ratio = 3.0
+    # Searched on every call: a fixed set recorded by a calibration run was tried and is much worse on Gemma 3
+    # (decode KL 0.020-0.097 instead of 0.003: the outlier channels of the attention-output and down-projection
+    # inputs change from token to token).
 
-    def linear_prepare(self, w: torch.Tensor) -> Int8Weight:
-        w = w.float().contiguous()
-        scale = (w.abs().amax(1) / 127.0).clamp(min=1e-12)
-        q = torch.round(w / scale[:, None]).clamp(-127, 127).to(torch.int8)
+    def prepare(self, w: torch.Tensor) -> Int8Weight:
+        return self._pack(*_int8_rows(w))
+
+    def prepare_chunks(self, chunks, shape: tuple[int, int]) -> Int8Weight:
+        # quantized chunk by chunk into one int8 buffer: the float32 weight is never whole (Gemma's head: 670 MB)
+        q, scale = torch.empty(shape, dtype=torch.int8), torch.empty(shape[0])
+        row = 0
+        for c in chunks:
+            q[row:row + c.shape[0]], scale[row:row + c.shape[0]] = _int8_rows(c)
+            row += c.shape[0]
+        return self._pack(q, scale)
+
+    @staticmethod
+    def _pack(q: torch.Tensor, scale: torch.Tensor) -> Int8Weight:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            qt = torch._make_per_channel_quantized_tensor(q, scale.double(), torch.zeros(w.shape[0], dtype=torch.long),
+            qt = torch._make_per_channel_quantized_tensor(q, scale.double(), torch.zeros(q.shape[0], dtype=torch.long),
                                                           0)
             packed = torch.ops.quantized.linear_prepack(qt, None)
         return Int8Weight(packed, q.T.contiguous(), scale)
 
-    def linear(self, prepared: Int8Weight, x):
-        x = x.float().contiguous()
-        colmax = x.abs().amax(0)
-        thr = self.outlier_ratio * x.pow(2).mean().sqrt()
-        cols = torch.nonzero(colmax > thr).reshape(-1)
+    def __call__(self, prepared: Int8Weight, x):
+        if x.dtype != torch.float32 or not x.is_contiguous():
+            x = x.float().contiguous()
+        # outlier channels: max |x| over tokens above ratio x RMS (RMS = ||x|| / sqrt(numel))
+        thr = torch.linalg.vector_norm(x) * (self.outlier_ratio / x.numel() ** 0.5)
+        cols = torch.nonzero((x[0].abs() if x.shape[0] == 1 else x.abs().amax(0)) > thr).view(-1)
         if cols.numel():
-            xo = x[:, cols]
-            x = x.index_fill(1, cols, 0.0)
-            y = torch.ops.quantized.linear_dynamic(x, prepared.packed, True)
-            return y + (xo @ prepared.cols[cols].float()) * prepared.scale
+            xo = x.index_select(1, cols)
+            y = torch.ops.quantized.linear_dynamic(x.index_fill(1, cols, 0.0), prepared.packed, True)
+            return torch.addcmul(y, xo @ prepared.cols.index_select(0, cols).float(), prepared.scale)
         return torch.ops.quantized.linear_dynamic(x, prepared.packed, True)
 
 
@@ -111,20 +109,14 @@ class Int4Weight:
     pad: int = 0
 
 
-class CPUInt4Kernel(_QuantCPUKernel):
-    """int4 experts; attention projections and the output head stay int8 (`head_prepare`): they are a small part
-    of a MoE model's active bytes, and at 4 bits Gemma's tied embedding head alone costs a KL of 0.05."""
+class Int4Linear(LinearKernel):
+    """int4 weights, asymmetric, a scale and zero point per group of 32 input elements, run by
+    `torch.ops.aten._weight_int4pack_mm_for_cpu` with bfloat16 activations (its float32 path is much slower)."""
 
-    name = "cpu-int4"
+    name = "int4"
     group_size = 32
 
-    def head_prepare(self, w: torch.Tensor):
-        return CPUInt8Kernel().linear_prepare(w)
-
-    def head_linear(self, prepared, x):
-        return CPUInt8Kernel().linear(prepared, x)
-
-    def linear_prepare(self, w: torch.Tensor) -> Int4Weight:
+    def prepare(self, w: torch.Tensor) -> Int4Weight:
         w = w.float().contiguous()
         n, k = w.shape
         g = self.group_size
@@ -141,9 +133,61 @@ class CPUInt4Kernel(_QuantCPUKernel):
         sz = torch.stack([scale, zero], -1).transpose(0, 1).contiguous().to(torch.bfloat16)
         return Int4Weight(packed, sz, g, n, pad)
 
-    def linear(self, prepared: Int4Weight, x):
+    def __call__(self, prepared: Int4Weight, x):
         if prepared.pad:
             x = torch.nn.functional.pad(x, (0, prepared.pad))
         y = torch.ops.aten._weight_int4pack_mm_for_cpu(x.to(torch.bfloat16).contiguous(), prepared.packed,
                                                        prepared.group, prepared.scales_zeros)
         return y.float()
+
+
+class _QuantCPUKernel(ExpertKernel):
+    device = "cpu"
+    expert_linear: LinearKernel
+
+    @property
+    def linear(self) -> LinearKernel:
+        return Int8Linear()
+
+    def prepare(self, w: ExpertWeights) -> PreparedGroup:
+        gu, dn = [], []
+        for e in range(w.n_experts):  # one expert in float32 at a time (w may read it from the file now)
+            gate, up, down = w.expert(e)
+            gu.append(self.expert_linear.prepare(torch.cat([gate, up], 0)))
+            del gate, up
+            dn.append(self.expert_linear.prepare(down))
+        return PreparedGroup(gu, dn, w.width, w.activation)
+
+    def dense(self, prepared: PreparedGroup, x: torch.Tensor) -> torch.Tensor:
+        h = self.expert_linear(prepared.gate_up[0], x)
+        f = prepared.width
+        return self.expert_linear(prepared.down[0], activation_fn(prepared.activation)(h[:, :f]) * h[:, f:])
+
+    def forward(self, prepared: PreparedGroup, x, topk_ids, topk_weights):
+        act = activation_fn(prepared.activation)
+        f, lin = prepared.width, self.expert_linear
+        if topk_ids.shape == (x.shape[0], 1) and x.shape[0] > 0 and len(prepared.gate_up) == 1 \
+                and bool((topk_ids == 0).all()):
+            h = lin(prepared.gate_up[0], x)
+            return lin(prepared.down[0], act(h[:, :f]) * h[:, f:]) * topk_weights.float()
+        out = torch.zeros(x.shape, dtype=torch.float32)
+        for e, tok, w in group_by_expert(topk_ids, topk_weights, len(prepared.gate_up)):
+            h = lin(prepared.gate_up[e], x[tok])
+            y = lin(prepared.down[e], act(h[:, :f]) * h[:, f:])
+            out.index_add_(0, tok, y * w[:, None].float())
+        return out
+
+
+class CPUInt8Kernel(_QuantCPUKernel):
+    """int8 experts, attention and head (`Int8Linear`)."""
+
+    name = "cpu-int8"
+    expert_linear = Int8Linear()
+
+
+class CPUInt4Kernel(_QuantCPUKernel):
+    """int4 experts; attention projections and the output head stay int8 (`linear`): they are a small part
+    of a MoE model's active bytes, and at 4 bits Gemma's tied embedding head alone costs a KL of 0.05."""
+
+    name = "cpu-int4"
+    expert_linear = Int4Linear()

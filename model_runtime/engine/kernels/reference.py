@@ -12,8 +12,9 @@ class ReferenceKernel(ExpertKernel):
     device = "cpu"
 
     def prepare(self, w: ExpertWeights) -> ExpertWeights:
+        w = w.materialize()
         return ExpertWeights(w.gate.float().contiguous(), w.up.float().contiguous(), w.down.float().contiguous(),
-                             w.activation)
+                             w.activation, w.widths)
 
     def forward(self, prepared: ExpertWeights, x, topk_ids, topk_weights):
         act = activation_fn(prepared.activation)

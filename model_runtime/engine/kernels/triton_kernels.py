@@ -275,23 +275,31 @@ class TritonExpertKernel(ExpertKernel):
             raise GPUUnavailableError(f"the {self.name} expert kernel cannot run: {why}; "
                                       "use the cpu kernels (MOESEARCH_TORCH_KERNELS=cpu)")
         dev = torch.device(self.device)
-        gate, up, down, widths = stack_expert_weights(w)
-        gate, up, down = gate.to(dev), up.to(dev), down.to(dev)  # quantize where the kernel runs (fast on a GPU)
-        e, f, d = gate.shape
+        if isinstance(getattr(w, "gate", None), list):  # per-expert tensors of different widths: stacked, padded
+            gate, up, down, widths = stack_expert_weights(w)
+            w = ExpertWeights(gate, up, down, getattr(w, "activation", "silu"), widths)
+        e, f, d = w.n_experts, w.width, w.dim
+        widths = [int(x) for x in w.widths] if getattr(w, "widths", None) is not None else [f] * e
         g = self.group_size
-        fp = _round_up(max(f, 1), g)
-        # Pad the width (rows of gate/up, columns of down) to the group size: the down GEMM reduces over it.
-        gate = torch.nn.functional.pad(gate, (0, 0, 0, fp - f))
-        up = torch.nn.functional.pad(up, (0, 0, 0, fp - f))
-        down = torch.nn.functional.pad(down, (0, fp - f))
-        gq, gs = quantize_weight(gate, self.bits, g)
-        uq, us = quantize_weight(up, self.bits, g)
-        dq, ds = quantize_weight(down, self.bits, g)
+        fp, dp = _round_up(max(f, 1), g), _round_up(d, g)
+        cols = lambda k: k if self.bits == 8 else k // 2  # noqa: E731
+        qdt = torch.int8 if self.bits == 8 else torch.uint8
+        gq, uq = (torch.empty(e, fp, cols(dp), dtype=qdt, device=dev) for _ in range(2))
+        dq = torch.empty(e, d, cols(fp), dtype=qdt, device=dev)
+        gs, us = (torch.empty(e, fp, dp // g, device=dev) for _ in range(2))
+        ds = torch.empty(e, d, fp // g, device=dev)
+        for i in range(e):  # one expert in float32 at a time, quantized where the kernel runs (fast on a GPU)
+            eg, eu, ed = (t.to(dev, torch.float32) for t in w.expert(i))
+            # Pad the width (rows of gate/up, columns of down) to the group size: the down GEMM reduces over it.
+            (gq[i], gs[i]), (uq[i], us[i]) = (
+                (t[0], s_[0]) for t, s_ in (quantize_weight(torch.nn.functional.pad(x, (0, 0, 0, fp - f))[None],
+                                                            self.bits, g) for x in (eg, eu)))
+            q, sc = quantize_weight(torch.nn.functional.pad(ed, (0, fp - f))[None], self.bits, g)
+            dq[i], ds[i] = q[0], sc[0]
         return TritonPrepared(
-            gate_q=gq.to(dev), up_q=uq.to(dev), down_q=dq.to(dev),
-            gate_s=gs.to(dev), up_s=us.to(dev), down_s=ds.to(dev),
+            gate_q=gq, up_q=uq, down_q=dq, gate_s=gs, up_s=us, down_s=ds,
             widths=torch.tensor(widths, dtype=torch.int32, device=dev),
-            num_experts=e, dim=d, dim_padded=_round_up(d, g), width_padded=fp,
+            num_experts=e, dim=d, dim_padded=dp, width_padded=fp,
             bits=self.bits, group_size=g, activation=getattr(w, "activation", "silu"),
         )
 
