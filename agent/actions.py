@@ -181,6 +181,11 @@ async def _load(ctx: RunContext, log: StepLog, hit) -> Any:
     if log.expired():
         log.emit(PageFetched(hit.url, False, "skipped: the time budget ran out"))
         return None
+    t0 = time.perf_counter()
+    try:  # a malformed or refused URL is skipped before it costs a page of the budget
+        getattr(ctx.fetcher, "check", str)(hit.url)
+    except UserError as e:
+        return _skipped(log, hit, t0, e)
     if ctx.ledger.pages_left <= 0:
         log.out_of("page budget")
         log.emit(PageFetched(hit.url, False, "skipped: the page budget ran out"))
@@ -190,16 +195,20 @@ async def _load(ctx: RunContext, log: StepLog, hit) -> Any:
     try:
         page = await ctx.fetcher.fetch(hit.url)
         doc = await asyncio.to_thread(ctx.reader.extract, page, timeout_s=ctx.ledger.time_left())
-    except UserError as e:  # a bad URL, a refused or unreadable page: skipped, with the reason shown
-        log.step("fetch", hit.url, t0, ok=False, reason=e.message)
-        log.emit(PageFetched(hit.url, False, f"skipped: {e.message}"))
-        return None
+    except UserError as e:  # a refused or unreadable page (a redirect to a bad URL too): skipped, reason shown
+        return _skipped(log, hit, t0, e)
     doc.published = doc.published or hit.published
     doc.title = doc.title or hit.title
     log.fetched_urls.append(hit.url)
     log.step("fetch", hit.url, t0, ok=True, from_cache=page.from_cache, bytes=len(page.body))
     log.emit(PageFetched(hit.url, True, None, page.from_cache, doc.title))
     return doc
+
+
+def _skipped(log: StepLog, hit, t0: float, e: UserError) -> None:
+    log.step("fetch", hit.url, t0, ok=False, reason=e.message)
+    log.emit(PageFetched(hit.url, False, f"skipped: {e.message}"))
+    return None
 
 
 async def read(ctx: RunContext, log: StepLog, doc, query: str, sub: SubQuestion) -> list[Evidence]:
