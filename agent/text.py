@@ -199,7 +199,8 @@ _INJECTION_PATTERNS = [
     r"\b(ignore|disregard|forget|override|bypass|skip)\b[^.\n]{0,60}\b(instructions?|prompts?|rules|directions|"
     r"guidelines|above|previous|prior|earlier|context|evidence|sources?)",
     r"\b(ignorier\w*|vergiss|missachte\w*)\b", r"\b(ignore[rz]?|oublie[rz]?)\b[^.\n]{0,40}\b(instructions?|consignes|"
-    r"règles|précédent\w*)", r"\b(ignora\w*|olvida\w*|esquece\w*|dimentica\w*)\b",
+    r"règles|précédent\w*)", r"\b(ignora|ignorate|olvida|olvide|esquece|esqueça|dimentica)\b[^.\n]{0,40}"
+    r"\b(instru\w*|indicaciones|regras|regole|anterior\w*|precedent\w*)",
     r"\b(negeer|vergeet)\b", r"(игнорир\w*|забудь\w*|не обращай\w*)", r"(忽略|无视|無視|忘记|忘掉|忘れ|무시)",
     # "you are now", "new instructions", "system prompt", "as an AI", developer/jailbreak modes
     r"\b(system prompt|you are now|from now on|new instructions?|as an ai( language)? model|developer mode|jailbreak|"
@@ -209,7 +210,9 @@ _INJECTION_PATTERNS = [
     r"model|llm|language model|chatbot|bot|gpt|agent)s?\b",
     r"\b(ai|assistant|llm|language model|chatbot|gpt|large language model)s?\s*(reading|processing|summari[sz]ing)\b",
     r"\bif you are (an? )?(ai|assistant|language model|llm|bot|model)\b",
-    r"\b(you|assistants?|ai|models?|llms?)\s+(must|should|shall|have to|need to|are required to|are instructed to)\b",
+    r"\b(assistants?|ai|models?|llms?)\s+(must|should|shall|have to|need to|are required to|are instructed to)\b",
+    r"\byou\s+(must|should|shall|have to|need to|are required to|are instructed to)\s+(now\s+|only\s+|always\s+)?"
+    r"(answer|reply|respond|say|write|output|print|ignore|cite|include|report|repeat|state)\b",
     r"\b(du musst|sie müssen|vous devez|tu dois|debes|usted debe|devi|você deve)\b",
     r"(ты должен|вы должны|ассистент|нейросет\w*|языков\w+ модел\w*)", r"(你必须|您必须|请你|助手|人工智能|语言模型|"
     r"アシスタント|あなたは|してください|指示に従|按照指令)", r"(어시스턴트|당신은)",
@@ -217,17 +220,21 @@ _INJECTION_PATTERNS = [
     r"\b(reply|respond|answer|say|output|print|write|return|state)\s+(only\s+|with\s+|exactly\s+|just\s+|the word\s+|"
     r"that\s+)*[\"'“‘«]",
     r"\b(your|the) (final |only )?(answer|reply|response|output) (must|should|shall|is to|will) ",
+    r"(?m:^)\s*(please\s+)?(write|say|answer|reply|respond|output|print|repeat|type|tell)\s+(that|this|it|only|"
+    r"exactly|the word|the answer|me)\b|(?m:^)\s*please\s+(write|say|answer|reply|respond|output|print|repeat)\b",
+    r"\b(repeat|copy|echo)\b[^.\n]{0,30}\b(exactly|verbatim|word for word|after me)\b",
+    r"\b(only|real|true) (correct )?(response|answer|reply)\b|\b(to|for) this (question|prompt|query)\b",
     r"\b(do not|don't|never)\s+(cite|mention|tell|reveal|say|use the)",
     r"\b(antworte|réponds|répondez|responde|rispondi|responda)\b", r"(ответь\w*|отвечай\w*|回答[：:]|答案[：:]|回答して)",
     # chat roles, template tags, fake prompt blocks
     r"<\|[^|>]{1,30}\|>|<\/?(start_of_turn|end_of_turn|s|im_start|im_end|system|assistant|user)\b|\[/?INST\]|<<\/?SYS>>",
-    r"(^|\s)(system|assistant|user|human|ai|model|developer)\s*[:：]\s",
+    r"(?m:^)\s*(system|assistant|user|human|ai|model|developer)\s*[:：]",
     r"#{2,}\s*(instruction|response|system|answer)",
-    r"\b(question|answer|evidence|frage|antwort|réponse|pregunta|respuesta|вопрос|ответ)\s*[:：]",
-    r"(问题|問題|答案|回答|질문|답변)\s*[:：]",
+    r"(?m:^)\s*(question|answer|evidence|frage|antwort|réponse|pregunta|respuesta|вопрос|ответ)\s*[:：]",
+    r"(?m:^)\s*(问题|問題|答案|回答|질문|답변)\s*[:：]", r"\bquestion\s*[:：].{0,300}\banswer\s*[:：]",
     # an encoded payload to decode, a comment block, a prompt-format delimiter
     r"\b(base64|rot13|hex[- ]encoded)\b|\b(decode|decrypt) (this|the following|it)\b",
-    r"(?<![\w/])(?=[A-Za-z0-9+/]*\d)(?=[A-Za-z0-9+/]*[A-Z])(?=[A-Za-z0-9+/]*[a-z])[A-Za-z0-9+/]{24,}={0,2}",
+    r"(?<![\w/])(?=[A-Za-z0-9+]*\d)(?=[A-Za-z0-9+]*[A-Z])(?=[A-Za-z0-9+]*[a-z])[A-Za-z0-9+]{20,}={0,2}(?![\w/])",
     r"<!--|-->|\[//\]:|<<<|>>>",
 ]
 _INJECTION = re.compile("|".join(f"(?:{p})" for p in _INJECTION_PATTERNS), re.IGNORECASE)
