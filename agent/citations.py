@@ -69,7 +69,8 @@ def check_citations(answer: str, shown: list[Evidence], threshold: float = SUPPO
                     question: str = "") -> CheckResult:
     """Check `answer` (citing `shown` as [1]..[len(shown)]) and renumber what stays in order of first use."""
     result = CheckResult("", [], False)
-    answer = drop_footnote_definitions(answer)
+    # the model's own leading "Answer:" label is not a fake prompt block
+    answer = re.sub(r"^\s*answer\s*:\s*", "", drop_footnote_definitions(answer), flags=re.IGNORECASE)
     pieces, last = [], 0
     for start, end in sentence_spans(answer):
         pieces.append(answer[last:start])

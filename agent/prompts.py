@@ -2,7 +2,8 @@
 
 Every prompt is one completion-style text with a worked example and ends on an open field ("Plan:", "Answer:").
 A base model without a chat template (the embedded Gemma 3 270M) continues the pattern; a chat model reads the same
-text as a plain instruction. Page text is untrusted: it is quoted between <<< and >>> and the instructions say so.
+text as a plain instruction. Page text is untrusted: it is quoted between <<< and >>> on one line per passage, made
+unable to close that quote or start a line of its own (`quote`), and the instructions say it is data.
 """
 
 from __future__ import annotations

@@ -223,7 +223,7 @@ _INJECTION_PATTERNS = [
     r"(?m:^)\s*(please\s+)?(write|say|answer|reply|respond|output|print|repeat|type|tell)\s+(that|this|it|only|"
     r"exactly|the word|the answer|me)\b|(?m:^)\s*please\s+(write|say|answer|reply|respond|output|print|repeat)\b",
     r"\b(repeat|copy|echo)\b[^.\n]{0,30}\b(exactly|verbatim|word for word|after me)\b",
-    r"\b(only|real|true) (correct )?(response|answer|reply)\b|\b(to|for) this (question|prompt|query)\b",
+    r"\b(only|real|true) (correct )?(response|answer|reply)\b",
     r"\b(do not|don't|never)\s+(cite|mention|tell|reveal|say|use the)",
     r"\b(antworte|réponds|répondez|responde|rispondi|responda)\b", r"(ответь\w*|отвечай\w*|回答[：:]|答案[：:]|回答して)",
     # chat roles, template tags, fake prompt blocks
