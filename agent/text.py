@@ -251,18 +251,32 @@ def looks_like_injection(text: str) -> bool:
     return bool(_INJECTION.search(_suspect_form(text)))
 
 
+REMOVED = "(…)"  # what stands for a removed sentence: no words a model could copy or a check could match
+_SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+")
+_TURN_END = re.compile(r"(>|\]|\b(system|user|model|assistant|human|response|answer)\s*[:：]?)\s*$", re.IGNORECASE)
+
+
 def defuse(text: str) -> tuple[str, int]:
-    """Page text made safe to quote to a model: instruction-like sentences (and lines) replaced by a marker, our
-    delimiters neutralised. Returns (text, number of sentences removed)."""
+    """Page text made safe to quote to a model: from the first sentence of a line that reads as instructions to
+    the end of that line (a fake chat turn's answer follows its role tag), replaced by REMOVED; sentences are split
+    after every full stop, so an attack glued to a fact takes only itself out. Our delimiters are neutralised.
+    Returns (text, number of lines cut)."""
     removed = 0
-    parts = []
-    for s in split_sentences(text) or [text]:
-        lines = s.split("\n")  # a fake block often hides on a line of its own inside a sentence
-        if looks_like_injection(s):
-            removed += 1
-            parts.append("[text removed: it addressed instructions to the reader]")
-        else:
-            parts.append(" ".join(lines))
+    parts: list[str] = []
+    turn_opened = False  # the line before ended on a role tag: this line is the fake turn's text
+    for line in text.split("\n"):
+        pieces = [p.strip() for p in _SENTENCE_END.split(line) if p.strip()]
+        if turn_opened and pieces:
+            pieces[0] = "assistant: " + pieces[0]
+        turn_opened = False
+        for piece in pieces:
+            if looks_like_injection(piece):
+                removed += 1
+                if not parts or parts[-1] != REMOVED:
+                    parts.append(REMOVED)
+                turn_opened = bool(_TURN_END.search(line))
+                break
+            parts.append(piece)
     safe = " ".join(parts)
     safe = safe.replace("<<<", "«").replace(">>>", "»")
     return safe, removed
