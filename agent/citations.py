@@ -15,8 +15,8 @@ import re
 from dataclasses import dataclass, field
 
 from agent.evidence import Evidence
-from agent.text import (cited_numbers, coverage, drop_footnote_definitions, key_terms, looks_like_injection, markers, replace_citations,
-                        sentence_spans, strip_citations)
+from agent.text import (cited_numbers, coverage, drop_footnote_definitions, key_terms, looks_like_injection, markers,
+                        replace_citations, sentence_spans, strip_citations)
 
 SUPPORT_THRESHOLD = 0.5
 UNSETTLED_NOTE = "The evidence found did not settle the question."
@@ -53,14 +53,15 @@ def claim_terms(sentence: str, question: str = "") -> set[str]:
     return (terms - key_terms(question)) or terms
 
 
-def _bridge(sentence: str, primary: Evidence, shown: list[Evidence]) -> int | None:
+def _bridge(sentence: str, primary: int, shown_terms: list[set[str]]) -> int | None:
     """A second passage that covers the sentence's restated question terms the first one lacks (a multi-hop
-    sentence: "the actress who played X was ambassador" = [the film page] + [the actress page])."""
+    sentence: "the actress who played X was ambassador" = [the film page] + [the actress page]). `primary` is the
+    number of the passage kept; shown_terms[n - 1] are passage n's key terms."""
     terms = key_terms(strip_citations(sentence))
-    missing = terms - passage_terms(primary)
+    missing = terms - shown_terms[primary - 1]
     if len(missing) < 2:
         return None
-    gain = {n: len(missing & passage_terms(e)) for n, e in enumerate(shown, 1) if e is not primary}
+    gain = {n: len(missing & t) for n, t in enumerate(shown_terms, 1) if n != primary}
     best = max(gain, key=gain.get, default=None)
     return best if best is not None and gain[best] >= max(2, len(missing) // 2) else None
 
@@ -71,10 +72,11 @@ def check_citations(answer: str, shown: list[Evidence], threshold: float = SUPPO
     result = CheckResult("", [], False)
     # the model's own leading "Answer:" label is not a fake prompt block
     answer = re.sub(r"^\s*answer\s*:\s*", "", drop_footnote_definitions(answer), flags=re.IGNORECASE)
+    shown_terms = [passage_terms(ev) for ev in shown]  # once: defusing a passage is the costly part
     pieces, last = [], 0
     for start, end in sentence_spans(answer):
         pieces.append(answer[last:start])
-        pieces.append(_check_sentence(answer[start:end], shown, threshold, result, question))
+        pieces.append(_check_sentence(answer[start:end], shown, shown_terms, threshold, result, question))
         last = end
     pieces.append(answer[last:])
     checked = "".join(pieces).strip()
@@ -134,15 +136,14 @@ def _at_conjunctions(text: str, numbers: list[int]) -> list[tuple[str, list[int]
     return [(p, list(numbers)) for p in pieces]
 
 
-def _check_sentence(sentence: str, shown: list[Evidence], threshold: float, result: CheckResult,
-                    question: str = "") -> str:
+def _check_sentence(sentence: str, shown: list[Evidence], shown_terms: list[set[str]], threshold: float,
+                    result: CheckResult, question: str = "") -> str:
     """The sentence with each clause's citations checked; '' when the sentence reads as an instruction."""
     if looks_like_injection(strip_citations(sentence)):
         result.instructions += 1
         result.dropped += len(cited_numbers(sentence))
         return ""
-    terms = [passage_terms(ev) for ev in shown]
-    return "".join(_check_clause(text, nums, shown, terms, threshold, result, question)
+    return "".join(_check_clause(text, nums, shown, shown_terms, threshold, result, question)
                    for text, nums in clauses(sentence))
 
 
@@ -172,7 +173,7 @@ def _check_clause(clause: str, cited: list[int], shown: list[Evidence], shown_te
         result.dropped += len(valid)
     else:
         result.dropped += len(set(valid) - set(keep))
-    if keep and len(keep) == 1 and (second := _bridge(clause, shown[keep[0] - 1], shown)) is not None:
+    if keep and len(keep) == 1 and (second := _bridge(clause, keep[0], shown_terms)) is not None:
         keep.append(second)
     result.sentences.append({"text": clause.strip(), "cites": keep, "terms": bool(terms),
                              "support": max(scores[n] for n in keep) if keep else 0.0})
