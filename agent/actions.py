@@ -8,6 +8,7 @@ Errors: a user-facing model failure becomes `ModelUnavailableError`, a search fa
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from typing import Any
 
@@ -55,8 +56,7 @@ async def stream_answer(ctx: RunContext, log: StepLog, prompt: str, max_tokens: 
             loop.call_soon_threadsafe(queue.put_nowait, ("error", e))
 
     worker = loop.run_in_executor(None, produce)
-    pieces: list[str] = []
-    shown = ""
+    visible = VisibleStream(hold=_opens_think(ctx.llm))
     while True:
         kind, value = await queue.get()
         if kind == "done":
@@ -66,25 +66,79 @@ async def stream_answer(ctx: RunContext, log: StepLog, prompt: str, max_tokens: 
             if isinstance(value, UserError):
                 raise ModelUnavailableError(value.message) from value
             raise value
-        pieces.append(value)
-        visible = visible_text("".join(pieces))  # a reasoning model's <think> text is not streamed
-        if visible.startswith(shown) and len(visible) > len(shown):
-            log.emit(Token(visible[len(shown):]))
-            shown = visible
+        for token in visible.feed(value):
+            log.emit(token)
+    for token in visible.finish():
+        log.emit(token)
+    if visible.saw_close:
+        _OPENS_THINK.add(id(ctx.llm))  # its template opens <think>: later answers are held back until it closes
     await worker
     log.step("answer", "answer", t0, value.prompt_tokens, value.completion_tokens)
     return value
 
 
-def visible_text(text: str) -> str:
-    """The part of a streamed answer outside <think>...</think> (an unfinished tag is held back)."""
+# Models seen to write reasoning with a closing tag (their template opened <think> for them), by id
+_OPENS_THINK: set[int] = set()
+_TAGS = ("<think>", "</think>", "<thinking>", "</thinking>", "<reasoning>", "</reasoning>", "<thought>", "</thought>")
+
+
+def _opens_think(llm: Any) -> bool:
+    return bool(getattr(llm, "opens_think", False)) or id(llm) in _OPENS_THINK
+
+
+class VisibleStream:
+    """The visible part of a streamed answer as Token events: reasoning (before a closing ``</think>``, opened by
+    the model or by its template) is never shown once its tag is seen, and the answer after the tag streams on.
+
+    hold=True (a model known to reason without writing the opening tag): nothing is shown until a closing tag
+    comes, or until the output ends without one. hold=False: text streams at once; if a closing tag comes after
+    all, a Token(reset=True) replaces what was shown with the answer after the tag. A tag cut between pieces
+    (``</thi``) is held back until it is complete."""
+
+    def __init__(self, hold: bool = False) -> None:
+        self.hold = hold
+        self.text = ""
+        self.shown = ""
+        self.saw_close = False
+
+    def feed(self, piece: str) -> list[Token]:
+        self.text += piece
+        return self._show(visible_text(self.text, hold=self.hold))
+
+    def finish(self) -> list[Token]:
+        """The rest, once the output ended (a held answer without any tag is shown now)."""
+        from model_runtime.base import split_reasoning
+
+        answer, reasoning = split_reasoning(self.text)
+        self.saw_close = reasoning is not None and bool(_CLOSE.search(self.text))
+        return self._show(answer)
+
+    def _show(self, visible: str) -> list[Token]:
+        if visible == self.shown:
+            return []
+        if visible.startswith(self.shown):
+            delta, self.shown = visible[len(self.shown):], visible
+            return [Token(delta)]
+        self.shown = visible
+        return [Token(visible, reset=True)]
+
+
+def visible_text(text: str, hold: bool = False) -> str:
+    """The part of a streamed answer outside <think>...</think>, or after a closing tag with no opening one; an
+    unfinished tag at the end is held back; with hold=True, nothing before the first closing tag."""
     from model_runtime.base import split_reasoning
 
+    if hold and not _CLOSE.search(text) and not _OPEN.search(text):
+        return ""
     visible, _ = split_reasoning(text)
     cut = visible.rfind("<")
-    if cut >= 0 and "<think>".startswith(visible[cut:]):
+    if cut >= 0 and any(tag.startswith(visible[cut:].lower()) for tag in _TAGS):
         visible = visible[:cut]
     return visible
+
+
+_OPEN = re.compile(r"<(think|thinking|reasoning|thought)>", re.I)
+_CLOSE = re.compile(r"</(think|thinking|reasoning|thought)>", re.I)
 
 
 async def search(ctx: RunContext, log: StepLog, query: str, sub: SubQuestion) -> list:
@@ -127,6 +181,11 @@ async def _load(ctx: RunContext, log: StepLog, hit) -> Any:
     if log.expired():
         log.emit(PageFetched(hit.url, False, "skipped: the time budget ran out"))
         return None
+    t0 = time.perf_counter()
+    try:  # a malformed or refused URL is skipped before it costs a page of the budget
+        getattr(ctx.fetcher, "check", str)(hit.url)
+    except UserError as e:
+        return _skipped(log, hit, t0, e)
     if ctx.ledger.pages_left <= 0:
         log.out_of("page budget")
         log.emit(PageFetched(hit.url, False, "skipped: the page budget ran out"))
@@ -135,17 +194,21 @@ async def _load(ctx: RunContext, log: StepLog, hit) -> Any:
     t0 = time.perf_counter()
     try:
         page = await ctx.fetcher.fetch(hit.url)
-        doc = await asyncio.to_thread(ctx.reader.extract, page)
-    except UserError as e:  # a page that cannot be read is skipped, with the reason shown
-        log.step("fetch", hit.url, t0, ok=False, reason=e.message)
-        log.emit(PageFetched(hit.url, False, f"skipped: {e.message}"))
-        return None
+        doc = await asyncio.to_thread(ctx.reader.extract, page, timeout_s=ctx.ledger.time_left())
+    except UserError as e:  # a refused or unreadable page (a redirect to a bad URL too): skipped, reason shown
+        return _skipped(log, hit, t0, e)
     doc.published = doc.published or hit.published
     doc.title = doc.title or hit.title
     log.fetched_urls.append(hit.url)
     log.step("fetch", hit.url, t0, ok=True, from_cache=page.from_cache, bytes=len(page.body))
     log.emit(PageFetched(hit.url, True, None, page.from_cache, doc.title))
     return doc
+
+
+def _skipped(log: StepLog, hit, t0: float, e: UserError) -> None:
+    log.step("fetch", hit.url, t0, ok=False, reason=e.message)
+    log.emit(PageFetched(hit.url, False, f"skipped: {e.message}"))
+    return None
 
 
 async def read(ctx: RunContext, log: StepLog, doc, query: str, sub: SubQuestion) -> list[Evidence]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from agent import prompts
-from agent.text import coverage, key_terms, sentence_spans, words
+from agent.text import coverage, key_terms, looks_like_injection, sentence_spans, words
 
 
 def tidy(text: str) -> str:
@@ -38,6 +38,8 @@ def best_sentence(question: str, shown):
     terms = key_terms(question)
     best = max(shown, key=lambda e: (coverage(terms, key_terms(e.title + " " + e.text)), e.score))
     spans = sentence_spans(best.text) or [(0, len(best.text))]
+    # a sentence addressing the reader (a page's prompt injection) is never the one quoted
+    spans = [sp for sp in spans if not looks_like_injection(best.text[sp[0]:sp[1]])] or [(0, 0)]
     start, end = max(spans, key=lambda sp: coverage(terms, key_terms(best.text[sp[0]:sp[1]])))
     return best, best.text[start:end]
 

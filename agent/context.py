@@ -42,6 +42,10 @@ class Ledger:
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
 
+    def time_left(self) -> float | None:
+        """Seconds until the deadline (0 once it passed), None without one."""
+        return None if self.deadline is None else max(0.0, self.deadline - time.perf_counter())
+
     def past_deadline(self) -> bool:
         """True once the deadline passed (no warning: StepLog.expired records that in a step's update)."""
         return self.deadline is not None and time.perf_counter() >= self.deadline

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from agent.text import coverage, defuse, key_terms
+from agent.text import cited_numbers, coverage, defuse, key_terms
 
 
 @dataclass
@@ -21,7 +21,12 @@ class Evidence:
     published: str | None = None
 
     def prompt_text(self) -> str:
+        """The passage as a model may read it: instruction-like sentences out, the quoting format neutralised."""
         return defuse(self.text)[0]
+
+    def prompt_title(self) -> str:
+        """The page title (untrusted too) as a model may read it."""
+        return defuse(self.title)[0]
 
 
 class EvidencePool:
@@ -57,7 +62,7 @@ class EvidencePool:
         Order: passages a note cited, then by how much of the question (and the notes' answers) they cover, then by
         the reader's score. Returns (chosen, number left out because of the token budget).
         """
-        cited = {int(n) for note in notes for n in _numbers(note)}
+        cited = {n for note in notes for n in cited_numbers(note)}
         terms = key_terms(question) | key_terms(" ".join(notes))
 
         def rank(ev: Evidence) -> tuple:
@@ -75,8 +80,3 @@ class EvidencePool:
             used += cost
         return chosen, cut
 
-
-def _numbers(text: str) -> list[str]:
-    import re
-
-    return re.findall(r"\[(\d+)\]", text)

@@ -141,6 +141,7 @@ class Reflected(Payload):
 class Token(Payload):
     kind: ClassVar[EventKind] = "token"
     text: str  # one streamed piece of the answer
+    reset: bool = False  # True: what was shown of the answer so far was reasoning; `text` replaces it all
 
 
 @dataclass

@@ -372,6 +372,11 @@ class Fetcher:
         return RobotsRules.allow_all()
 
     # ---------- public ----------
+    def check(self, url: str) -> str:
+        """The URL as it would be requested, or the ``BlockedURLError`` / ``InvalidURLError`` a fetch of it would
+        raise, without connecting (a caller can refuse a bad URL before spending a budget on it)."""
+        return check_url(url, self._allow)
+
     async def fetch(self, url: str) -> Page:
         """Fetch one URL (cached); raises a ``FetchError`` whose message is the one-line reason."""
         url = check_url(url, self._allow)

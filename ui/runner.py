@@ -165,7 +165,7 @@ class Runner:
 def _follow(job: Job, data: Payload) -> None:
     """Record one event of the job's stream: a streamed token, the answer, the error, a warning, a step line."""
     if isinstance(data, Token):
-        job.text += data.text
+        job.text = data.text if data.reset else job.text + data.text  # reset: reasoning shown before </think>
     elif isinstance(data, AnswerReady):
         job.view = answer_view(data.answer)
     elif isinstance(data, ErrorRaised):

@@ -4,7 +4,6 @@ with the answer found so far, whose new entities the next round searches."""
 from __future__ import annotations
 
 import asyncio
-import re
 from dataclasses import replace
 from typing import Any
 
@@ -16,6 +15,7 @@ from agent.context import RunContext, StepLog
 from agent.evidence import Evidence
 from agent.planning import SubQuestion, resolve
 from agent.state import ActInput
+from agent.text import replace_citations
 from agent.types import NoteWritten
 
 
@@ -55,7 +55,6 @@ async def write_note(ctx: RunContext, log: StepLog, sub: SubQuestion, query: str
                        prompts.note_prompt(query, [(i + 1, e.title, e.prompt_text()) for i, e in enumerate(best)]),
                        max_tokens=ctx.settings.note_tokens, stop=prompts.EVIDENCE_STOPS)
     # the note cites the prompt's numbers; store the evidence ids instead
-    note = re.sub(r"\[(\d+)\]", lambda m: f"[{best[int(m.group(1)) - 1].id}]"
-                  if 0 < int(m.group(1)) <= len(best) else "", c.text.strip())
+    note = replace_citations(c.text.strip(), lambda n: best[n - 1].id if 0 < n <= len(best) else None)
     log.emit(NoteWritten(sub.id, sub.question, note))
     return note
