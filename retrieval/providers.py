@@ -161,6 +161,7 @@ class SearxngSearchProvider(SearchProvider):
         self.base_url = url.rstrip("/")
         self._client: httpx.Client | None = None
         self._aclient: httpx.AsyncClient | None = None
+        self._aclient_loop: asyncio.AbstractEventLoop | None = None
 
     def _params(self, q: str, time_range: str | None, language: str | None) -> dict[str, str]:
         params = {"q": q, "format": "json", "pageno": "1"}
@@ -230,14 +231,22 @@ class SearxngSearchProvider(SearchProvider):
     async def asearch(self, query: str, k: int = 5, *, time_range: TimeRange | None = None,
                       language: str | None = None) -> SearchResult:
         q = check_query(query, self.settings, k, time_range)
-        if self._aclient is None:
-            self._aclient = httpx.AsyncClient(timeout=self.settings.searxng_timeout_s, trust_env=False)
+        client = self._async_client()
         try:
-            r = await self._aclient.get(self.base_url + "/search", params=self._params(q, time_range, language),
+            r = await client.get(self.base_url + "/search", params=self._params(q, time_range, language),
                                         headers=self._headers())
         except httpx.HTTPError as e:
             raise self._error(e) from None
         return self._parse(r, k)
+
+    def _async_client(self) -> httpx.AsyncClient:
+        """An async client bound to the running event loop: a client made under an earlier loop (an earlier
+        ``asyncio.run``) cannot be used once that loop has closed, so each loop gets its own."""
+        loop = asyncio.get_running_loop()
+        if self._aclient is None or self._aclient_loop is not loop:
+            self._aclient = httpx.AsyncClient(timeout=self.settings.searxng_timeout_s, trust_env=False)
+            self._aclient_loop = loop
+        return self._aclient
 
     def close(self) -> None:
         if self._client is not None:

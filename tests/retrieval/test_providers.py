@@ -88,6 +88,16 @@ def test_searxng_provider_against_local_web(tmp_data_dir, localweb):
     p.close()
 
 
+def test_searxng_provider_survives_a_new_event_loop(tmp_data_dir, localweb):
+    """Two asyncio.run calls (two event loops) on one provider: the second must not reuse the first loop's client."""
+    p = SearxngSearchProvider(RetrievalSettings(searxng_url=localweb.search_url))
+    first = asyncio.run(p.asearch("Kiss and Tell Corliss Archer film", 5))
+    second = asyncio.run(p.asearch("Shirley Temple ambassador", 5))
+    assert first.hits and second.hits
+    assert any(h.title == "Shirley Temple" for h in second.hits)
+    p.close()
+
+
 def test_time_range_language_and_dates_pass_through(tmp_data_dir, localweb):
     p = SearxngSearchProvider(RetrievalSettings(searxng_url=localweb.search_url))
     res = p.search("harbour Zanzibar ferries", 5, time_range="month", language="de-CH")
