@@ -44,6 +44,9 @@ class Answer:
     sources: list[dict[str, Any]] = field(default_factory=list)  # every page read: {url, title, published}
     follow_ups: list[str] = field(default_factory=list)  # two or three questions the evidence could answer next
     elapsed_s: float = 0.0
+    # the answer in a few words (an entity, a date, a number, "yes"/"no"), checked against the cited passages;
+    # "" when the evidence does not settle it (agent/short_answer.py, agent/compare.py)
+    short_answer: str = ""
 
     @property
     def tokens_in(self) -> int:
