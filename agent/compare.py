@@ -67,6 +67,10 @@ _NUMBER = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)\s*(million|b
                      r"kilometre|kilometer|km|miles|mile|mi|metres|meters|metre|meter|m|feet|foot|ft|acres|"
                      r"hectares|ha)?\b", re.IGNORECASE)
 _SCALE = {"thousand": 1e3, "million": 1e6, "billion": 1e9}
+_WORD_NUMBERS = {w: i for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty".split())} | {"only": 1, "single": 1, "sole": 1, "dozen": 12}
+_WORD_NUMBER = re.compile(r"\b(" + "|".join(_WORD_NUMBERS) + r")\b", re.IGNORECASE)
 
 
 @dataclass
@@ -127,7 +131,7 @@ def question_kind(question: str) -> QuestionKind:
     comparison = _comparison(q)
     if comparison is not None:
         return comparison
-    if _YES_NO_START.match(q):
+    if _YES_NO_START.match(q) and " or " not in q:  # "Is A or B the ...?" asks for one of them, not yes/no
         return QuestionKind("yes_no")
     return QuestionKind("other")
 
@@ -224,7 +228,9 @@ def numbers(text: str) -> list[tuple[str, float, str, int]]:
         value = float(raw.replace(",", "")) * _SCALE.get((scale or "").lower(), 1.0)
         dim, factor = _UNITS.get(unit, ("count", 1.0))
         out.append((dim, value * factor, m.group(0).strip(), m.start()))
-    return out
+    for m in _WORD_NUMBER.finditer(text):  # "seven species", "the only species": counts in words
+        out.append(("count", float(_WORD_NUMBERS[m.group(1).lower()]), m.group(0), m.start()))
+    return sorted(out, key=lambda n: n[3])
 
 
 def _number_value(kind: QuestionKind, text: str) -> tuple[float, str] | None:
