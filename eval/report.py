@@ -13,21 +13,25 @@ from eval.scoring import SCORE_KEYS, aggregate
 from eval.settings import EvalSettings
 from eval.store import EvalRun, Store
 
-TABLE_KEYS = ["em", "f1", "acc", "recall_fetched", "recall_cited", "cit_precision", "cit_recall", "gold_in_fetched"]
+TABLE_KEYS = ["short_em", "short_f1", "f1", "acc", "recall_fetched", "recall_cited", "cit_precision", "cit_recall",
+              "gold_in_fetched"]
 
 METHOD = f"""\
-- **EM / F1** (HotpotQA/SQuAD rules): lowercase, delete ASCII punctuation, drop a/an/the, collapse whitespace;
-  EM = normalised strings equal; F1 = token-bag overlap, best over the gold answers; if either side is
-  yes/no/noanswer and they differ, F1 = 0. `[n]` markers and a trailing sources list are removed from the answer
-  first. The agent writes sentences, not short spans, so EM is near zero by construction and F1 is diluted.
-- **Acc**: a normalised gold answer occurs in the normalised answer as whole words.
+- **EM / F1** (the headline; HotpotQA/SQuAD rules) of the **short answer**, the few words the agent puts on top
+  (an entity, a date, yes/no; empty when the evidence does not settle the question, which scores 0): lowercase,
+  delete ASCII punctuation, drop a/an/the, collapse whitespace; EM = normalised strings equal; F1 = token-bag
+  overlap, best over the gold answers; if either side is yes/no/noanswer and they differ, F1 = 0. Answers made
+  before short answers existed have none and show n/a.
+- **Text F1**: the same F1 of the whole answer text, after removing `[n]` markers and a trailing sources list; the
+  explanation's extra words dilute it (and make its EM, kept in the JSON as `em`, near zero by construction).
+- **Contains acc**: a normalised gold answer occurs in the normalised whole answer text as whole words.
 - **Recall fetched / cited**: share of the gold supporting titles among the pages the agent read (fetched) and
   among the pages its citations point to. Not defined for closed-book.
 - **Answer in pages**: a gold answer (not yes/no) occurs in the text of a page the agent read; only known for a
   local web built from the dataset. It separates retrieval failures from reading/answering failures.
 - **Citation precision / recall**: {M.CITATION_METHOD.format(thr=M.SUPPORT_THRESHOLD)}
 - **CIs**: 95% percentile bootstrap over questions (seeded, {{resamples}} resamples). A failed question (error,
-  timeout) counts as wrong: its EM, F1 and Acc are 0.
+  timeout) counts as wrong: all its answer scores are 0.
 - **Latency**: wall-clock seconds per question as the agent reports it (concurrent questions share the model, so
   latencies include waiting for it); steps: mean seconds per question in each kind of trace step."""
 
@@ -81,7 +85,7 @@ def _plots(out: Path, runs: list[EvalRun], metrics: dict[str, dict[str, dict[str
     files: list[Path] = []
 
     # scores by mode with 95% CI error bars
-    keys = ["em", "f1", "acc", "recall_fetched", "cit_precision"]
+    keys = ["short_em", "short_f1", "f1", "acc", "recall_fetched", "cit_precision"]
     labels = dict(SCORE_KEYS)
     fig, ax = plt.subplots(figsize=(max(7, 1.6 * len(groups) + 4.5), 4))
     width = 0.8 / len(keys)
@@ -155,20 +159,22 @@ def make_report(run_ids: list[str], out_dir: str | Path | None = None, *, settin
     plots = _plots(out, runs, metrics, rows)
 
     md: list[str] = ["# moesearch evaluation report", ""]
-    md += ["## Runs", "", "| run | dataset | model | modes | questions | scored | status | run time | command |",
-           "|---|---|---|---|---|---|---|---|---|"]
+    md += ["## Runs", "", "| run | dataset | model | model sha256 | modes | questions | scored | status | run time "
+           "| command |", "|---|---|---|---|---|---|---|---|---|---|"]
     for run in runs:
-        md.append(f"| {run.id} | {run.dataset} | {run.model} | {', '.join(run.mode_list)} | {run.n_questions} | "
-                  f"{len(rows[run.id])} | {run.status} | {run.wall_s / 60:.1f} min | "
+        sha = f"`{run.model_sha256[:12]}`" if getattr(run, "model_sha256", "") else "n/a"
+        md.append(f"| {run.id} | {run.dataset} | {run.model} | {sha} | {', '.join(run.mode_list)} | "
+                  f"{run.n_questions} | {len(rows[run.id])} | {run.status} | {run.wall_s / 60:.1f} min | "
                   f"`{run.command or 'n/a'}` |")
     md += ["", "## Scores", "", "Percent, mean [95% bootstrap CI]; latency in seconds; tokens are means per question.",
            "", table, ""]
     md += ["## Retrieval vs answer", "",
-           "Answer F1 / Acc (%) on the questions split two ways: were both gold pages read (retrieval), and did a page "
-           "read contain a gold answer (then a wrong answer is the reader's or the model's).", "",
-           "| run | mode | every gold page read: n | F1 | Acc | not all read: n | F1 | Acc "
-           "| answer in a page read: n | F1 | Acc | answer in no page read: n | F1 | Acc |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "Short-answer F1, text F1 and contains-acc (%) on the questions split two ways: were both gold pages read "
+           "(retrieval), and did a page read contain a gold answer (then a wrong answer is the reader's or the "
+           "model's).", "",
+           "| run | mode | every gold page read: n | F1 | Text F1 | Acc | not all read: n | F1 | Text F1 | Acc "
+           "| answer in a page read: n | F1 | Text F1 | Acc | answer in no page read: n | F1 | Text F1 | Acc |",
+           "|---|---|" + "---|" * 16]
     for run in runs:
         for mode, m in metrics[run.id].items():
             if mode == "closed-book":
@@ -176,7 +182,8 @@ def make_report(run_ids: list[str], out_dir: str | Path | None = None, *, settin
             cells = []
             for part in (m["f1_by_recall"]["all_gold_fetched"], m["f1_by_recall"]["not_all_fetched"],
                          m["by_evidence"]["answer_in_pages"], m["by_evidence"]["answer_not_in_pages"]):
-                cells += [str(part["n"]), _pct({"mean": part["f1"]}), _pct({"mean": part["acc"]})]
+                cells += [str(part["n"]), _pct({"mean": part.get("short_f1")}), _pct({"mean": part["f1"]}),
+                          _pct({"mean": part["acc"]})]
             md.append(f"| {run.id} | {mode} | " + " | ".join(cells) + " |")
     md += ["", "## Time per step", "", "Mean seconds per question.", ""]
     kinds = sorted({k for run in runs for m in metrics[run.id].values() for k in m["step_s"]})
@@ -198,8 +205,10 @@ def make_report(run_ids: list[str], out_dir: str | Path | None = None, *, settin
         for r in rows[run.id][:3]:
             gold = ", ".join(json.loads(r.gold))
             pred = " ".join(r.prediction.split())[:300]
-            md.append(f"- `{run.id}` {r.mode}: **{r.question}** gold: *{gold}*; answer: {pred or '(none)'} "
-                      f"(F1 {100 * r.f1:.0f})")
+            short = "" if r.short_answer is None else f"short answer: **{r.short_answer or '(none)'}** " + (
+                f"(F1 {100 * r.short_f1:.0f}); " if r.short_f1 is not None else "; ")
+            md.append(f"- `{run.id}` {r.mode}: **{r.question}** gold: *{gold}*; {short}answer: {pred or '(none)'} "
+                      f"(text F1 {100 * r.f1:.0f})")
     md.append("")
     markdown = out / "report.md"
     markdown.write_text("\n".join(md), encoding="utf-8")

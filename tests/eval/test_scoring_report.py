@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from dataclasses import asdict
 
 import pytest
 
@@ -75,15 +76,18 @@ def _fill(store: Store, example, tmp_path) -> str:
     good = _answer(example, "Chief of Protocol [1].", "Shirley Temple",
                    "served as Chief of Protocol of the United States.", ["Shirley Temple", "Kiss and Tell (1945 film)"])
     meh = _answer(example, "An actress.", "Meet Corliss Archer", "Meet Corliss Archer", ["Meet Corliss Archer"])
-    for i, (mode, ans, qid) in enumerate([("quick", good, "q1"), ("quick", meh, "q2"),
-                                          ("closed-book", Answer(question="", text="Ambassador", mode="closed-book"),
-                                           "q1")]):
+    closed = Answer(question="", text="Ambassador", mode="closed-book")
+    for i, (mode, ans, qid, short) in enumerate([("quick", good, "q1", "Chief of Protocol"),
+                                                 ("quick", meh, "q2", "An actress"),
+                                                 ("closed-book", closed, "q1", "Ambassador")]):
+        ans = asdict(ans) | {"short_answer": short}  # Answer gains short_answer with the agent's short answers
         row = score_answer(example, ans, mode, page_texts=paragraphs)
         row = {k: dumps(v) if isinstance(v, (list, dict)) else v for k, v in row.items()}
         store.add_result(EvalResult(run_id=run.id, mode=mode, question_id=qid, idx=i, question=example.question,
                                     gold=dumps(example.answers), latency_s=3.0 + i, **row))
     store.add_result(EvalResult(run_id=run.id, mode="closed-book", question_id="q2", idx=1, question="?",
-                                gold=dumps(["x"]), error="ModelUnavailableError: model file missing"))
+                                gold=dumps(["x"]), error="ModelUnavailableError: model file missing",
+                                short_em=0.0, short_f1=0.0))  # as the runner writes a failed question
     return run.id
 
 
@@ -94,12 +98,13 @@ def test_aggregate_counts_failures_as_wrong(eval_env, example, tmp_path):
     assert list(m) == ["closed-book", "quick"]
     assert m["quick"]["n"] == 2 and m["quick"]["errors"] == 0
     assert m["quick"]["em"]["mean"] == 0.5  # "Chief of Protocol [1]." is exact; "An actress." is not
+    assert m["quick"]["short_em"]["mean"] == 0.5 and m["closed-book"]["short_f1"]["mean"] == 0.0
     assert m["closed-book"]["n"] == 2 and m["closed-book"]["errors"] == 1
     assert m["closed-book"]["f1"]["mean"] == 0.0 and m["closed-book"]["recall_fetched"]["mean"] is None
     assert m["quick"]["recall_fetched"]["mean"] == 0.5  # 1.0 and 0.0
-    assert m["quick"]["f1_by_recall"]["all_gold_fetched"] == {"n": 1, "f1": 1.0, "acc": 1.0}
-    assert m["quick"]["by_evidence"]["answer_in_pages"] == {"n": 1, "f1": 1.0, "acc": 1.0}
-    assert m["quick"]["by_evidence"]["answer_not_in_pages"] == {"n": 1, "f1": 0.0, "acc": 0.0}
+    assert m["quick"]["f1_by_recall"]["all_gold_fetched"] == {"n": 1, "f1": 1.0, "acc": 1.0, "short_f1": 1.0}
+    assert m["quick"]["by_evidence"]["answer_in_pages"] == {"n": 1, "f1": 1.0, "acc": 1.0, "short_f1": 1.0}
+    assert m["quick"]["by_evidence"]["answer_not_in_pages"] == {"n": 1, "f1": 0.0, "acc": 0.0, "short_f1": 0.0}
     assert m["quick"]["step_s"]["answer"] == 2.0
     assert m["quick"]["latency_s"]["p50"] == pytest.approx(3.5)
 
@@ -115,7 +120,8 @@ def test_report_files_hold_the_runs_numbers(eval_env, example, tmp_path):
         assert p.read_bytes()[:8] == PNG and p.stat().st_size > 5000
         assert f"({p.name})" in md
     quick = rep.metrics[run_id]["quick"]
-    assert f"{100 * quick['em']['mean']:.1f} [" in rep.table  # 50.0 [0.0, 100.0]
+    assert f"{100 * quick['short_em']['mean']:.1f} [" in rep.table  # 50.0 [0.0, 100.0]
+    assert "| EM | F1 | Text F1 | Contains acc |" in rep.table  # the short answer's scores first
     assert f"| {run_id} | quick | 2 | 0 | 50.0 [0.0, 100.0] |" in md
     assert f"| {run_id} | closed-book | 2 | 1 | 0.0 [0.0, 0.0] |" in md
     assert "moesearch eval run --limit 2" in md and "ModelUnavailableError" in md
