@@ -32,6 +32,11 @@ class Step:
 
 @dataclass
 class Answer:
+    """One answered question. `short_answer`: a few words (an entity, a date, a number, "yes"/"no") checked against
+    the cited passages, or "" when the evidence does not settle it; `text`: the explanation, citing `citations[n-1]`
+    as [n]; `follow_ups`: questions about what the sources say that the answer did not cover. `to_dict()` gives the
+    JSON that `moesearch ask --json` prints (`text` as "answer")."""
+
     question: str
     text: str
     citations: list[Citation] = field(default_factory=list)
