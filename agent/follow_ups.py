@@ -29,32 +29,40 @@ _OCCUPATIONS = [  # a word of a person's page -> what people ask about such a pe
     (r"\bnovelist\b|\bwriter\b|\bauthor\b|\bpoet\b", "What books did {} write?"),
     (r"\bsinger\b|\bmusician\b|\brapper\b|\bsongwriter\b", "What songs is {} known for?"),
     (r"\bpolitician\b", "What offices has {} held?"),
-    (r"\bfootball(?:er)?\b|\bplayer\b", "Which teams has {} played for?"),
+    (r"\bfootballer\b|\b(?:football|basketball|baseball|hockey|tennis) player\b", "Which teams has {} played for?"),
+    (r"\bphotographer\b|\bmodel\b|\bpainter\b|\bartist\b|\bjournalist\b|\bphilosopher\b|\bscientist\b|"
+     r"\bbusinessman\b|\bbusinesswoman\b|\bcomposer\b|\bproducer\b|\bcomedian\b", "What is {} known for?"),
 ]
 
 
+def _is_a(first: str, pattern: str) -> bool:
+    """The page's first sentence says the subject is/was a ... <pattern> ("Jaws is a 1975 American thriller film")."""
+    return bool(re.search(r"\b(?:is|was|are|were)\s+(?:an?|the|one of)\b[^.;]{0,90}?\b(?:" + pattern + r")\b",
+                          first, re.IGNORECASE))
+
+
 def subject_questions(e: Evidence) -> list[str]:
-    """Questions about the passage's page subject, by the kind of page it reads as."""
+    """Questions about the passage's page subject, by what its first sentence says the subject is."""
     x = re.sub(r"\s*\(.*?\)\s*$", "", e.title).strip()
-    if not x or re.search(r"\s[x×]\s|[|:]", x):  # a collaboration or list title makes no natural question
-        return []
-    head = e.text[:300]
-    out = []
-    if born_date(head) or re.search(r"\bborn\b", head):
-        out.append(f"When was {x} born?")
-        out += [q.format(x) for pat, q in _OCCUPATIONS if re.search(pat, head, re.IGNORECASE)][:1]
-        out.append(f"What is {x} known for?")
-    elif re.search(r"\b(?:film|movie)\b", head):
-        out += [f"Who directed {x}?", f"Who starred in {x}?", f"When was {x} released?"]
-    elif re.search(r"\b(?:band|group|duo)\b", head):
-        out += [f"Who are the members of {x}?", f"What albums has {x} released?"]
-    elif re.search(r"\b(?:city|town|village|county|municipality|capital|located)\b", head):
-        out += [f"Where is {x}?", f"What is the population of {x}?"]
-    elif re.search(r"\b(?:company|organi[sz]ation|founded|magazine|newspaper)\b", head):
-        out += [f"Who founded {x}?", f"When was {x} founded?"]
-    else:
-        out.append(f"What is {x}?")
-    return out
+    if not x or re.search(r"\s[x×]\s|[|:]|^(?:list|lists|index|timeline|outline) of\b", x, re.IGNORECASE):
+        return []  # a collaboration, list or index page makes no natural question
+    first = re.split(r"(?<=[a-z0-9)\]])\.\s", e.text[:400])[0]
+    jobs = [q.format(x) for pat, q in _OCCUPATIONS if re.search(pat, first, re.IGNORECASE)][:1]
+    if born_date(first) or jobs:
+        return [f"When was {x} born?"] + jobs + [f"What is {x} known for?"]
+    if _is_a(first, "film|movie|documentary"):
+        return [f"Who directed {x}?", f"Who starred in {x}?", f"When was {x} released?"]
+    if _is_a(first, "band|duo|trio|group"):
+        return [f"Who are the members of {x}?", f"What albums has {x} released?"]
+    if _is_a(first, "album|single|song"):
+        return [f"Who recorded {x}?", f"When was {x} released?"]
+    if _is_a(first, "city|town|village|county|municipality|capital|district|province|island|region"):
+        return [f"Where is {x}?", f"What is the population of {x}?"]
+    if _is_a(first, "company|organi[sz]ation|magazine|newspaper|university|college|school|club|team|brand"):
+        return [f"Who founded {x}?", f"When was {x} founded?"]
+    if _is_a(first, "novel|book|play|poem|series|video game|game"):
+        return [f"Who wrote {x}?", f"When was {x} published?"]
+    return [f"What is {x}?"]
 
 
 def relation_questions(e: Evidence) -> list[str]:

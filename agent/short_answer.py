@@ -15,7 +15,7 @@ import re
 
 from agent.compare import QuestionKind, _norm
 from agent.evidence import Evidence
-from agent.text import strip_citations
+from agent.text import coverage, key_terms, strip_citations
 
 MAX_WORDS = 8  # longer than this, the first sentence is an explanation, not a short answer
 _LEAD = re.compile(r"^(?:the\s+)?(?:short\s+)?answer\s*(?:is\s*)?[:\-]?\s*", re.IGNORECASE)
@@ -29,15 +29,29 @@ def first_clause(text: str) -> str:
     return strip_citations(head).strip(" \"'.,;:")
 
 
-def candidate(text: str, kind: QuestionKind) -> str:
-    """What the model gave as its short answer, or "" (empty, too long or malformed)."""
+_NEGATION = re.compile(r"\b(not|no|never|neither|nor|different|differ|n't)\b|n't\b", re.IGNORECASE)
+
+
+def candidate(text: str, kind: QuestionKind, question: str = "") -> str:
+    """What the model gave as its short answer, or "" (empty, too long or malformed). To a yes/no question, a
+    statement that restates the question ("A and B are both from the US [1].") is a yes, one that negates it a no."""
     head = first_clause(text)
     yes_no = re.match(r"^(yes|no)\b", head, re.IGNORECASE)
     if kind.kind == "yes_no" or kind.yes_no:
-        return yes_no.group(1).lower() if yes_no else ""
+        if yes_no:
+            return yes_no.group(1).lower()
+        return _statement_yes_no(head, question)
     if yes_no or not head or len(head.split()) > MAX_WORDS or not re.search(r"\w", head):
         return ""
     return head
+
+
+def _statement_yes_no(statement: str, question: str) -> str:
+    """"yes"/"no" from a statement that restates most of the question's key terms; "" from anything else."""
+    terms = key_terms(question)
+    if not statement or not terms or coverage(terms, key_terms(statement)) < 0.6:
+        return ""
+    return "no" if _NEGATION.search(statement) else "yes"
 
 
 def appears_in(short: str, passages: list[Evidence]) -> bool:

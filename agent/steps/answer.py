@@ -65,7 +65,7 @@ def direct_answer(state: AgentState, text: str, cited: list[Evidence], settled: 
         return compare.explain(decision, number_of), used, True, decision.short_answer
     kind = compare.question_kind(question)
     raw = completion.text if completion is not None else ""
-    short = short_answer.check(short_answer.candidate(tidy(raw), kind), kind, cited, settled)
+    short = short_answer.check(short_answer.candidate(tidy(raw), kind, question), kind, cited, settled)
     return text, cited, settled, short
 
 

@@ -157,3 +157,11 @@ def test_follow_ups_ask_what_a_person_would():
     out = follow_ups("Who played Corliss Archer?", "Shirley Temple [1].", [SHIRLEY], [ALIEN])
     assert out[0] == "When was Shirley Temple born?"
     assert "What other films did Ridley Scott direct?" in out
+
+
+def test_a_statement_answers_a_yes_no_question():
+    q = "Are Local H and For Against both from the United States?"
+    kind = question_kind(q)
+    assert candidate("Local H and For Against are both from the United States [1].", kind, q) == "yes"
+    assert candidate("Local H and For Against are not both from the United States [1].", kind, q) == "no"
+    assert candidate("Local H is a band [1].", kind, q) == ""  # does not restate the question
