@@ -24,7 +24,9 @@ _LEAD = re.compile(r"^(?:the\s+)?(?:short\s+)?answer\s*(?:is\s*)?[:\-]?\s*", re.
 def first_clause(text: str) -> str:
     """The answer's first sentence (up to ". " not after an initial, ";" or a citation), without citations."""
     text = _LEAD.sub("", text.strip())
-    m = re.search(r"(?<![A-Z])(?<!\b[A-Z][a-z])[.!?;](?:\s|$)|\[\d+\]|\n|:\s", text)
+    # a clause ends at ". " (not after an initial), ";", a citation, or ", " before a lowercase word ("Sergio Pérez,
+    # the other ...") but not inside a date ("October 8, 1970") or a place ("Cincinnati, Ohio")
+    m = re.search(r"(?<![A-Z])(?<!\b[A-Z][a-z])[.!?;](?:\s|$)|\[\d+\]|\n|:\s|,\s+(?=[a-z])", text)
     head = text[:m.start()] if m else text
     return strip_citations(head).strip(" \"'.,;:")
 

@@ -165,3 +165,9 @@ def test_a_statement_answers_a_yes_no_question():
     assert candidate("Local H and For Against are both from the United States [1].", kind, q) == "yes"
     assert candidate("Local H and For Against are not both from the United States [1].", kind, q) == "no"
     assert candidate("Local H is a band [1].", kind, q) == ""  # does not restate the question
+
+
+def test_first_clause_ends_before_a_lowercase_aside_but_not_inside_a_date():
+    assert first_clause("Sergio Pérez, the other Mexican driver [1].") == "Sergio Pérez"
+    assert first_clause("October 8, 1970. She was born then [1].") == "October 8, 1970"
+    assert first_clause("Cincinnati, Ohio [2].") == "Cincinnati, Ohio"
