@@ -1,12 +1,12 @@
 """Text helpers of the answer step (agent/steps/answer.py): cut the prompt's scaffolding a weak model repeats, drop
-sentences copied from the worked examples, find the best sentence to quote, suggest follow-up questions."""
+sentences copied from the worked examples, find the best sentence to quote (follow-up questions: agent/follow_ups.py)."""
 
 from __future__ import annotations
 
 import re
 
 from agent import prompts
-from agent.text import coverage, key_terms, looks_like_injection, sentence_spans, words
+from agent.text import coverage, key_terms, looks_like_injection, sentence_spans
 
 
 def tidy(text: str) -> str:
@@ -42,16 +42,3 @@ def best_sentence(question: str, shown):
     spans = [sp for sp in spans if not looks_like_injection(best.text[sp[0]:sp[1]])] or [(0, 0)]
     start, end = max(spans, key=lambda sp: coverage(terms, key_terms(best.text[sp[0]:sp[1]])))
     return best, best.text[start:end]
-
-
-def follow_ups(question: str, cited, shown_titles: list[str]) -> list[str]:
-    """Two or three next questions drawn from the evidence: the sources the question did not name."""
-    asked = set(words(question))
-    out = []
-    for title in [e.title for e in cited] + shown_titles:
-        base = re.sub(r"\s*\(.*?\)\s*$", "", title).strip()
-        if base and not set(words(base)) <= asked and all(base not in q for q in out):
-            out.append(f"What else is known about {base}?")
-        if len(out) == 3:
-            break
-    return out

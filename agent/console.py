@@ -110,6 +110,9 @@ def run_ask(question: str, *, as_json: bool = False, quiet: bool = False, verbos
     if as_json:
         sys.stdout.write(json.dumps(answer.to_dict(), ensure_ascii=False, default=str) + "\n")
         return
+    if answer.short_answer:  # the direct answer first, then the explanation with its citations
+        out.print(f"[bold]{escape(answer.short_answer)}[/bold]")
+        out.print()
     out.print(escape(answer.text))
     if answer.citations:
         out.print()

@@ -135,9 +135,9 @@ ANSWER_EXAMPLE = (
 def answer_prompt(question: str, evidence: list[tuple[int, str, str]],
                   history: list[tuple[str, str]] | None = None) -> str:
     return (
-        "Answer the question from the evidence. Start with the short answer, then explain in one or two "
-        "sentences. Cite the evidence for every sentence as [n]. If the evidence does not answer the question, "
-        "say so.\n" + _RULES + "\n\n" + ANSWER_EXAMPLE + _history_block(history) +
+        "Answer the question from the evidence. Start with the short answer in a few words (a name, a date, a "
+        "number, or Yes/No) and a period, then explain in one or two sentences. Cite the evidence for every "
+        "sentence as [n]. If the evidence does not answer the question, say so.\n" + _RULES + "\n\n" + ANSWER_EXAMPLE + _history_block(history) +
         f"Evidence:\n{format_evidence(evidence)}\nQuestion: {question}\nAnswer:"
     )
 

@@ -32,6 +32,11 @@ class Step:
 
 @dataclass
 class Answer:
+    """One answered question. `short_answer`: a few words (an entity, a date, a number, "yes"/"no") checked against
+    the cited passages, or "" when the evidence does not settle it; `text`: the explanation, citing `citations[n-1]`
+    as [n]; `follow_ups`: questions about what the sources say that the answer did not cover. `to_dict()` gives the
+    JSON that `moesearch ask --json` prints (`text` as "answer")."""
+
     question: str
     text: str
     citations: list[Citation] = field(default_factory=list)
@@ -44,6 +49,9 @@ class Answer:
     sources: list[dict[str, Any]] = field(default_factory=list)  # every page read: {url, title, published}
     follow_ups: list[str] = field(default_factory=list)  # two or three questions the evidence could answer next
     elapsed_s: float = 0.0
+    # the answer in a few words (an entity, a date, a number, "yes"/"no"), checked against the cited passages;
+    # "" when the evidence does not settle it (agent/short_answer.py, agent/compare.py)
+    short_answer: str = ""
 
     @property
     def tokens_in(self) -> int:

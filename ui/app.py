@@ -16,7 +16,7 @@ import streamlit as st
 from ui.documents import SUFFIXES, check_upload, fetch_url, to_document
 from ui.errors import UIError
 from ui.prefs import MODEL_EMBEDDED, MODEL_GGUF, MODEL_OPENAI, TIME_RANGES, Prefs, load_prefs
-from ui.render import (answer_markdown, escape_block, escape_md, export_markdown, quote_markdown,
+from ui.render import (answer_markdown, escape_block, escape_md, export_markdown, quote_markdown, short_answer_markdown,
                        source_card_markdown, source_line_markdown, summary_label)
 from ui.runner import Job, Runner, user_message
 from ui.settings import UISettings
@@ -261,6 +261,10 @@ def render_answer(store: Store, msg: Message, last: bool) -> None:
             st.markdown(line)
     for w in view.get("warnings") or []:
         st.warning(escape_md(w), icon=":material/warning:")
+    short = short_answer_markdown(view.get("short_answer"))
+    if short:  # a featured answer above the explanation; no box at all when there is none
+        with st.container(border=True, key=f"short-answer-{msg.id}"):
+            st.markdown(f"### {short}")
     st.markdown(answer_markdown(view.get("answer", ""), view.get("citations")))
     if view.get("settled") is False:
         st.caption("The evidence found did not settle this question.")

@@ -178,12 +178,22 @@ def answer_view(answer: Any) -> dict[str, Any]:
     d.setdefault("follow_ups", [])
     d.setdefault("warnings", [])
     d.setdefault("settled", True)
+    d["short_answer"] = " ".join(str(d.get("short_answer") or "").split())  # "" (shown as nothing) when unsettled
     return d
+
+
+def short_answer_markdown(short: Any) -> str:
+    """The short answer as a bold Markdown line (escaped), or "" when there is none (the app then shows no box)."""
+    short = " ".join(str(short or "").split())
+    return f"**{escape_md(short)}**" if short else ""
 
 
 def export_markdown(question: str, view: dict[str, Any]) -> str:
     """An answer with its sources as a Markdown document (what the download button saves)."""
-    lines = [f"# {escape_md(question)}", "", answer_markdown(view.get("answer", ""), view.get("citations")), ""]
+    lines = [f"# {escape_md(question)}", ""]
+    if short_answer_markdown(view.get("short_answer")):
+        lines += [f"**Answer:** {short_answer_markdown(view.get('short_answer'))}", ""]
+    lines += [answer_markdown(view.get("answer", ""), view.get("citations")), ""]
     if view.get("warnings"):
         lines += ["", "**Warnings**", ""] + [f"- {escape_md(w)}" for w in view["warnings"]] + [""]
     if view.get("citations"):

@@ -4,8 +4,12 @@ A weak model may cite nothing, cite wrongly or ramble: the citation check repair
 model wrote is supported, the answer falls back to quoting the most relevant passage and says the question is not
 settled. A strong model's answer passes through the same check unchanged.
 
-To extend the answer (another field, a comparison): add it in `_answer_from_evidence` / `build_answer`; the text
-helpers are in agent/answering.py.
+The short answer (a few words) is the first sentence of the model's answer, kept only when the cited passages
+support it (agent/short_answer.py). A comparison whose values the evidence states ("Who is older, A or B?") is decided
+in code (agent/compare.py) and explained from those values, whatever the model wrote.
+
+To extend the answer (another field): add it in `_answer_from_evidence` / `build_answer`; the text helpers are in
+agent/answering.py.
 """
 
 from __future__ import annotations
@@ -14,12 +18,13 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from agent import prompts
+from agent import compare, prompts, short_answer
 from agent.actions import stream_answer
-from agent.answering import best_sentence, drop_example_echo, follow_ups, tidy
+from agent.answering import best_sentence, drop_example_echo, tidy
 from agent.citations import UNSETTLED_NOTE, check_citations
 from agent.context import RunContext, StepLog
 from agent.errors import DeadlineError
+from agent.follow_ups import follow_ups
 from agent.evidence import Evidence, EvidencePool
 from agent.state import AgentState
 from agent.types import Answer, Citation, Token
@@ -32,10 +37,36 @@ async def answer(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, A
     ctx, log = runtime.context, StepLog(runtime.context)
     if state["mode"] == "closed-book":
         text, cited, settled, completion = await _answer_closed_book(ctx, log, state)
+        short = ""  # nothing cited can support it
     else:
         text, cited, settled, completion = await _answer_from_evidence(ctx, log, state)
+        text, cited, settled, short = direct_answer(state, text, cited, settled, completion)
     reasoning = getattr(completion, "reasoning", None)
-    return log.update(answer=build_answer(ctx, log, state, text, cited, settled, reasoning), reasoning=reasoning)
+    answer = build_answer(ctx, log, state, text, cited, settled, reasoning)
+    answer.short_answer = short
+    if log.trace and completion is not None:
+        log.trace[-1].detail.update(short_answer=short, kind=compare.question_kind(state["question"]).kind)
+    return log.update(answer=answer, reasoning=reasoning)
+
+
+def direct_answer(state: AgentState, text: str, cited: list[Evidence], settled: bool, completion):
+    """(text, cited, settled, short answer): a comparison the evidence states both values of is decided in code and
+    explained from them; otherwise the model's first sentence is the short answer if the cited passages support it."""
+    question = state["question"]
+    decision = compare.decide(question, state.get("evidence", []))
+    if decision is not None:
+        used: list[Evidence] = []
+
+        def number_of(e: Evidence) -> int:
+            if e not in used:
+                used.append(e)
+            return used.index(e) + 1
+
+        return compare.explain(decision, number_of), used, True, decision.short_answer
+    kind = compare.question_kind(question)
+    raw = completion.text if completion is not None else ""
+    short = short_answer.check(short_answer.candidate(tidy(raw), kind, question), kind, cited, settled)
+    return text, cited, settled, short
 
 
 async def _answer_closed_book(ctx: RunContext, log: StepLog, state: AgentState):
@@ -95,5 +126,5 @@ def build_answer(ctx: RunContext, log: StepLog, state: AgentState, text: str, ci
         question=state["question"], text=text, citations=citations, trace=list(state.get("trace", [])) + log.trace,
         mode=state["mode"], settled=settled, warnings=list(state.get("warnings", [])) + log.warnings,
         fetched_urls=list(state.get("fetched_urls", [])), sources=list(sources.values()), reasoning=reasoning,
-        follow_ups=follow_ups(state["question"], cited, [src["title"] for src in sources.values()]),
+        follow_ups=follow_ups(state["question"], text, cited, state.get("evidence", [])),
         elapsed_s=round(ctx.ledger.elapsed(), 3))

@@ -8,6 +8,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from agent import prompts
+from agent.compare import question_kind
 from agent.actions import generate
 from agent.context import RunContext, StepLog
 from agent.planning import SubQuestion, clean_plan, question_itself
@@ -37,6 +38,22 @@ def reviewed_plan(question: str, given: list[str], limit: int) -> list[SubQuesti
     return [question_itself(question)] + [SubQuestion(f"q{i + 1}", q) for i, q in enumerate(asked[:limit])]
 
 
+def entity_searches(question: str, subs: list[SubQuestion]) -> list[SubQuestion]:
+    """For a comparison ("Who is older, A or B?"), one search per compared entity that no sub-question names yet:
+    the question's own search often finds only one of them, and the comparison needs both values."""
+    kind = question_kind(question)
+    if kind.kind != "comparison":
+        return []
+    asked = [s.question.lower() for s in subs if s.id != "q0"]
+    number = 1 + max(s.number for s in subs)
+    out = []
+    for entity in kind.entities:
+        if not any(entity.lower() in q for q in asked):
+            out.append(SubQuestion(f"q{number}", entity))
+            number += 1
+    return out
+
+
 async def plan(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     """Sub-questions for round 1. Deep mode asks the model (unless the caller gave a plan or documents); with
     settings.review_plan it stops after this step (awaiting_review) for the caller to approve or edit the plan.
@@ -52,6 +69,8 @@ async def plan(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any
         subs = await make_plan(ctx, log, question, state.get("history"))
     else:
         subs = [question_itself(question)]
+    if given is None and not state.get("documents"):
+        subs = subs + entity_searches(question, subs)
     review = ctx.settings.review_plan and given is None and mode == "deep"
     log.emit(PlanMade([s.summary() for s in subs], review, 1))
     return log.update(sub_questions={s.id: s for s in subs}, next_id=1 + max(s.number for s in subs), round=1,

@@ -73,7 +73,10 @@ def test_many_questions_at_once(local_agent):
     answers = asyncio.run(all_at_once())
     assert [a.question for a in answers] == list(questions)
     for answer, titles in zip(answers, questions.values()):
-        assert [s.label for s in answer.trace if s.kind == "search"] == [answer.question]
+        searches = [s.label for s in answer.trace if s.kind == "search"]
+        # the question itself; a comparison also searches each compared entity (agent/steps/plan.py)
+        extra = {"Annie Morton", "Terry Richardson"} if "older" in answer.question else set()
+        assert answer.question in searches and set(searches) - {answer.question} == extra, searches
         assert titles & {s["title"] for s in answer.sources}, (answer.question, answer.sources)
         cited_from = {c.url for c in answer.citations}
         assert cited_from <= {s["url"] for s in answer.sources}  # no citation from another question's pages

@@ -42,6 +42,7 @@ def stored_conversation(s: Store) -> tuple[str, int, int]:
         "sources": [{"url": "https://example.org/x", "title": "Also <read>", "published": None}],
         "follow_ups": ["When was Shirley Temple born?", "What films did she make?"],
         "warnings": ["evidence cut to fit the context window"], "settled": True, "elapsed_s": 4.2,
+        "short_answer": "Shirley Temple",
     }, ["**Search** “corliss archer”: 5 hits", "**Read** “Shirley Temple”: kept 2 passages"])
     pending = s.add_question(conv.id, "And who directed it?")
     return conv.id, done.id, pending.id
@@ -85,6 +86,8 @@ def test_history_open_answer_sources_retry_rename_delete(ui_env):
     assert "<script" not in html and "<img" not in html and "<b>" not in html
     assert "&lt;script&gt;window.__pwned=1&lt;/script&gt; Evil" in html
     assert "2014\\-02\\-10" in md  # the source date
+    # the short answer above the explanation, in its own box
+    assert md.index("### **Shirley Temple**") < md.index("played her")
     assert any("evidence cut to fit" in w.value for w in at.warning)
     assert [s.label for s in at.status][0].startswith("Done: 4.2 s, 1 search, 1 page read")
     assert at.download_button(key=f"export-{done_id}") is not None
@@ -100,6 +103,19 @@ def test_history_open_answer_sources_retry_rename_delete(ui_env):
     at.button(key=f"delete-{conv_id}").click().run()
     assert not at.exception and store().conversations() == []
     assert "What do you want to know?" in all_markdown(at)
+
+
+def test_no_short_answer_no_box(ui_env):
+    s = store()
+    conv = s.new_conversation()
+    msg = s.add_question(conv.id, "Who played Corliss Archer?")
+    s.set_answer(msg.id, {"answer": "The evidence found did not settle the question.", "citations": [],
+                          "settled": False, "short_answer": "", "elapsed_s": 1.0}, [])
+    at = app().run()
+    at.button(key=f"open-{conv.id}").click().run()
+    assert not at.exception
+    md = all_markdown(at)
+    assert "did not settle" in md and "### **" not in md
 
 
 def test_upload_a_file_to_answer_from(ui_env):

@@ -10,7 +10,7 @@ from agent.types import Answer, Citation
 from agent.types import (ErrorRaised, NoteWritten, PageFetched, PageRead, PlanMade, Reflected, SearchDone, Token,
                          WarningRaised)
 from ui.render import (answer_markdown, answer_view, escape_block, escape_md, export_markdown, quote_markdown,
-                       safe_url, site_of, source_card_markdown, step_line, summary_label)
+                       safe_url, short_answer_markdown, site_of, source_card_markdown, step_line, summary_label)
 
 MD = MarkdownIt("commonmark", {"html": True})
 EVIL = '<script>alert("x")</script> <img src=x onerror=alert(1)> **bold** [link](javascript:alert(1)) $x$ :red[r]'
@@ -108,6 +108,18 @@ def test_answer_view_and_export():
     assert "<i>" not in out and "## Sources" in md and "## Also read" in md and "Other &lt;page&gt;" in out
     assert 'href="https://example.org/other"' in out and "evidence cut to fit" in out
     assert summary_label(view, ["**Search** x", "**Read** y"]) == "Done: 3.5 s, 1 search, 1 page read"
+    assert view["short_answer"] == "" and "**Answer:**" not in md  # no short answer: no line for it
+
+
+def test_short_answer_leads_the_export_escaped():
+    ans = Answer(question="q", text="She served as Chief of Protocol [1].", citations=[CITES[0]],
+                 short_answer="Chief of <b>Protocol</b>")
+    view = answer_view(ans)
+    assert short_answer_markdown(view["short_answer"]) == "**" + escape_md("Chief of <b>Protocol</b>") + "**"
+    assert short_answer_markdown("") == "" and short_answer_markdown("  ") == ""
+    md = export_markdown("Who?", view)
+    assert md.index("**Answer:**") < md.index("She served")
+    assert "<b>" not in html(md) and "Chief of &lt;b&gt;Protocol&lt;/b&gt;" in html(md)
 
 
 def test_step_lines_escape_page_content():
