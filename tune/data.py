@@ -101,7 +101,7 @@ def _paragraphs(row: dict, max_chars: int) -> tuple[list[tuple[str, str]], list[
     return gold, other
 
 
-def examples_from_row(row: dict, rng: random.Random, distractors: int = 2, max_chars: int = 400) -> list[Example]:
+def examples_from_row(row: dict, rng: random.Random, distractors: int = 1, max_chars: int = 300) -> list[Example]:
     """Per labelled question: an answer with citations from gold + distractor passages (shuffled), the same
     question with the gold passages removed ("not in the evidence"), and a note per decomposition step whose
     answer a gold passage contains."""
@@ -113,7 +113,7 @@ def examples_from_row(row: dict, rng: random.Random, distractors: int = 2, max_c
     rng.shuffle(paras)
     cites = "".join(f"[{paras.index(g) + 1}]" for g in gold)
     out = [Example(answer_prompt(row["question"], paras), f" {answer}. {cites}", "answer")]
-    if len(other) >= distractors + 1:
+    if len(other) >= distractors + len(gold):
         out.append(Example(answer_prompt(row["question"], rng.sample(other, distractors + len(gold))),
                            f" {NOT_IN_EVIDENCE}.", "unanswerable"))
     for step in row.get("decomposition") or []:

@@ -79,10 +79,15 @@ def lora_arrays(model: TuneModel) -> dict[str, np.ndarray]:
 
 
 def load_lora(model: TuneModel, arrays: dict[str, np.ndarray]) -> None:
+    """Set the adapters from recipe arrays; an adapter the arrays lack is removed (its weight stays as is)."""
     for i, blk in enumerate(model.blocks):
-        for t, m in list(blk.lora.items()) + list(blk.ffn.lora.items()):
-            m.A.data.copy_(torch.from_numpy(arrays[f"{i}.{t}.A"].astype(np.float32)))
-            m.B.data.copy_(torch.from_numpy(arrays[f"{i}.{t}.B"].astype(np.float32)))
+        for holder in (blk.lora, blk.ffn.lora):
+            for t in list(holder.keys()):
+                if f"{i}.{t}.A" not in arrays:
+                    del holder[t]
+                    continue
+                holder[t].A.data.copy_(torch.from_numpy(arrays[f"{i}.{t}.A"].astype(np.float32)))
+                holder[t].B.data.copy_(torch.from_numpy(arrays[f"{i}.{t}.B"].astype(np.float32)))
 
 
 def encode_example(tok: Tokens, ex: Example, eos: int | None) -> tuple[list[int], int]:
