@@ -64,7 +64,7 @@ def profile_command(parent: ParentOpt = "embedded", work: WorkOpt = None, data: 
                     tokens: int = typer.Option(4096, help="calibration tokens"),
                     heldout: int = typer.Option(1024, help="held-out tokens (other wiki pages)"),
                     seq_len: int = typer.Option(256, help="tokens a sequence")) -> None:
-    """Record the parent's FFN activations on wiki text (Gemma 270M, 4096 + 1024 tokens: ~1 min)."""
+    """Record the parent's FFN activations on wiki text (Gemma 270M, 4096 + 1024 tokens: ~1 min; 500 MB file)."""
     from tune.profile import run_profile
 
     path, work = _setup(parent, work, threads)
@@ -91,14 +91,25 @@ def moefy_command(parent: ParentOpt = "embedded", work: WorkOpt = None, threads:
                   curve: Optional[str] = typer.Option(None, help="comma-separated shapes to measure (writes curve.md)"),
                   steps: int = typer.Option(200, help="router distillation steps a layer"),
                   e2e_seqs: int = typer.Option(4, help="held-out sequences for perplexity / agreement")) -> None:
-    """Split every FFN into shared + routed experts and distil routers (Gemma 270M: ~2 min a shape + ~1 min for
-    perplexity); writes moefied.npz for SHAPE and the measured curve."""
+    """Split every FFN into shared + routed experts and distil routers, then measure (Gemma 270M, busy machine:
+    ~5-7 min a shape); writes moefied.npz for SHAPE and the measured curve (curve.md)."""
     from tune.steps import moefy_step
 
     path, work = _setup(parent, work, threads)
     shapes = [s for s in (curve.split(",") if curve else []) if s.strip()]
     rows = moefy_step(path, work, shape, shapes, steps, e2e_seqs, _shape_opts)
     typer.echo(json.dumps(rows[-1]))
+
+
+@app.command("sparsity")
+def sparsity_command(parent: ParentOpt = "embedded", work: WorkOpt = None, threads: ThreadsOpt = None,
+                     fracs: str = typer.Option("0.25,0.5,0.75", help="fractions of neurons kept")) -> None:
+    """How sparse the parent is, without experts: FFN error when each token keeps its top fraction of neurons,
+    or one fixed set keeps it for all tokens (held-out profile tokens; ~30 s)."""
+    from tune.steps import sparsity_step
+
+    path, work = _setup(parent, work, threads)
+    typer.echo(json.dumps(sparsity_step(path, work, [float(f) for f in fracs.split(",")])))
 
 
 @app.command("train")
@@ -109,7 +120,7 @@ def train_command(parent: ParentOpt = "embedded", work: WorkOpt = None, data: Da
                   examples: Optional[int] = typer.Option(None, help="use only the first N examples"),
                   save_every: int = typer.Option(25, help="checkpoint every N steps"),
                   restart: bool = typer.Option(False, help="discard an existing checkpoint")) -> None:
-    """Tune routers + LoRA on search tasks (Gemma 270M, 1 thread, busy machine: ~4 s a step; 200 steps ~15 min).
+    """Tune routers + LoRA on search tasks (Gemma 270M, 1 thread, busy machine: 10-30 s a step; 60 steps 20 min).
     Interrupted? Run the same command again: it resumes from the last checkpoint."""
     from tune.steps import train_step
     from tune.train import TrainConfig
@@ -124,7 +135,7 @@ def train_command(parent: ParentOpt = "embedded", work: WorkOpt = None, data: Da
 def export_command(parent: ParentOpt = "embedded", work: WorkOpt = None, threads: ThreadsOpt = None,
                    untrained: bool = typer.Option(False, help="export the moefied recipe (no training)"),
                    out: Optional[Path] = typer.Option(None, help="recipe path (default <work>/searchmoe.npz)")) -> None:
-    """Write the shipped recipe and build its GGUF from the parent (Gemma 270M: ~20 s)."""
+    """Write the shipped recipe and build its GGUF from the parent (Gemma 270M: 20-30 s)."""
     from tune.steps import export_step
 
     path, work = _setup(parent, work, threads)
@@ -135,7 +146,7 @@ def export_command(parent: ParentOpt = "embedded", work: WorkOpt = None, threads
 def build_command(recipe: Path = typer.Argument(..., help="a recipe (.npz) from `tune export`"),
                   parent: ParentOpt = "embedded", out: Path = typer.Option(..., help="the GGUF to write"),
                   threads: ThreadsOpt = None) -> None:
-    """Build the moesearch-hmoe GGUF from a shipped recipe and its parent, sha256-checked (~20 s)."""
+    """Build the moesearch-hmoe GGUF from a shipped recipe and its parent, sha256-checked (20-30 s)."""
     from tune.build import build_gguf
     from tune.recipe import load_recipe
 
@@ -149,13 +160,16 @@ def eval_command(parent: ParentOpt = "embedded", work: WorkOpt = None, threads: 
                  recipe: Optional[Path] = typer.Option(None, help="recipe (default <work>/searchmoe.npz)"),
                  e2e_seqs: int = typer.Option(4, help="held-out sequences for perplexity / agreement"),
                  decode_tokens: int = typer.Option(32, help="tokens for the decode speed (0: skip)"),
-                 kernels: str = typer.Option("cpu", help="engine expert kernels for the speed check")) -> None:
+                 kernels: str = typer.Option("cpu", help="engine expert kernels for the speed check"),
+                 data: DataOpt = None,
+                 dev_examples: int = typer.Option(16, help="held-out search tasks for the answer-token loss")) -> None:
     """Quality retained vs the parent on held-out text, and decode tokens/s of parent and MoE in our engine
-    (Gemma 270M: ~2 min). Prints the command for the QA evaluation."""
+    (Gemma 270M, busy machine: ~5 min). Prints the command for the QA evaluation."""
     from tune.steps import eval_step
 
     path, work = _setup(parent, work, threads)
-    typer.echo(json.dumps(eval_step(path, work, gguf, recipe, e2e_seqs, decode_tokens, kernels)))
+    typer.echo(json.dumps(eval_step(path, work, gguf, recipe, e2e_seqs, decode_tokens, kernels, _data(data),
+                                     dev_examples)))
 
 
 def main() -> None:

@@ -280,3 +280,17 @@ def apply_moe(model, perms: list[np.ndarray], routers: list[torch.Tensor], shape
         ffn.router.requires_grad_(False)
         ffn.perm = p
         blk.ffn = ffn
+
+
+def neuron_topk_error(h: torch.Tensor, down: torch.Tensor, frac: float, per_token: bool = True) -> float:
+    """Reference without experts: keep each token's top `frac` neurons by importance (or, with per_token=False,
+    one fixed set: the neurons of highest mean importance) and measure the FFN output's mean relative error."""
+    h = h.float()
+    imp = importance(h, down)
+    k = int(round(h.shape[1] * frac))
+    if per_token:
+        idx = torch.topk(imp, k, dim=1).indices
+    else:
+        idx = torch.topk(imp.mean(0), k).indices.expand(h.shape[0], k)
+    mask = torch.zeros_like(h).scatter_(1, idx, 1.0)
+    return rel_error((h * mask) @ down.T, h @ down.T)

@@ -170,8 +170,18 @@ def prof_down(model: TuneModel, i: int) -> torch.Tensor:
     return f.down[:, inv]
 
 
+def _search_dev(path: Path, data: Path | None, n: int):
+    """(tokens, examples, eos, max_len) for the answer-token loss on held-out search tasks, or None."""
+    if not n or data is None:
+        return None
+    from tune.data import Tokens, search_examples
+
+    tok = Tokens(path)
+    return tok, search_examples(data, "dev", 0, n), tok._llm.token_eos(), 768
+
+
 def eval_step(path: Path, work: Path, gguf: Path | None, recipe_path: Path | None, e2e_seqs: int,
-              decode_tokens: int, kernels: str) -> dict:
+              decode_tokens: int, kernels: str, data: Path | None = None, dev_examples: int = 16) -> dict:
     from tune.train import model_from_recipe
 
     prof = _profile_for(path, work)
@@ -180,12 +190,17 @@ def eval_step(path: Path, work: Path, gguf: Path | None, recipe_path: Path | Non
     seqs = prof["heldout"]["tokens"][:e2e_seqs]
     dense = load_dense(path, recipe.n_layer)
     parent_stats = sequence_stats(dense, seqs)
+    dev = _search_dev(path, data, dev_examples)
+    out_dev = {"search_dev_loss_parent": _dev_loss(dense, *dev)} if dev else {}
     del dense
     moe = model_from_recipe(path, recipe)
+    if dev:
+        out_dev["search_dev_loss"] = _dev_loss(moe, *dev)
     errs, active = _ffn_errors(moe, prof)
     out = {"recipe": str(recipe_path or work / "searchmoe.npz"), "shape": recipe.shape.label(),
            "active_ffn_frac": round(active / recipe.ffn_width, 4),
-           "ffn_rel_error": round(float(np.mean(errs)), 4), **compare(*parent_stats, *sequence_stats(moe, seqs))}
+           "ffn_rel_error": round(float(np.mean(errs)), 4), **compare(*parent_stats, *sequence_stats(moe, seqs)),
+           **out_dev}
     if decode_tokens:
         out.update(decode_pair(path, Path(gguf), decode_tokens, kernels))
     out["qa_command"] = qa_command(gguf)
@@ -207,3 +222,21 @@ def decode_pair(parent: Path, gguf: Path, n_tokens: int, kernels: str, rounds: i
                 best[name] = r
     return {"decode_parent": best["parent"], "decode_moe": best["moe"],
             "decode_speedup": round(best["moe"]["decode_tok_s"] / best["parent"]["decode_tok_s"], 3)}
+
+
+def sparsity_step(path: Path, work: Path, fracs: list[float]) -> dict:
+    """Per fraction: mean over layers of the FFN error, per-token top neurons vs one fixed set (held-out)."""
+    from tune.moefy import neuron_topk_error
+    from tune.parent import open_parent
+
+    prof = _profile_for(path, work)
+    f = open_parent(path)
+    downs = [f.tensor(f"blk.{i}.ffn_down.weight") for i in range(prof["n_layer"])]
+    out = {}
+    for frac in fracs:
+        per_token = [neuron_topk_error(prof["heldout"]["h"][i], d, frac) for i, d in enumerate(downs)]
+        fixed = [neuron_topk_error(prof["heldout"]["h"][i], d, frac, per_token=False) for i, d in enumerate(downs)]
+        out[str(frac)] = {"per_token": round(float(np.mean(per_token)), 4), "fixed": round(float(np.mean(fixed)), 4),
+                          "per_token_by_layer": [round(e, 3) for e in per_token]}
+    (work / "sparsity.json").write_text(json.dumps(out, indent=1))
+    return out

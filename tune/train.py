@@ -172,7 +172,7 @@ def train(model: TuneModel, tok: Tokens, examples: list[Example], cfg: TrainConf
         torch.nn.utils.clip_grad_norm_(list(params.values()), 1.0)
         opt.step()
         state["step"] += 1
-        state["losses"].append(float(ce))
+        state["losses"].append(float(ce.detach()))
         state["tokens"] += len(ids)
         ema = float(ce) if ema is None else 0.9 * ema + 0.1 * float(ce)
         rate = (state["tokens"] - tok0) / max(1e-9, time.perf_counter() - t0)
