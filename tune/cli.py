@@ -21,7 +21,8 @@ app = typer.Typer(help="SearchMoE: turn a dense model into a hierarchical hetero
                        "build its moesearch-hmoe GGUF. Steps in order: profile, moefy, train, export, eval.",
                   no_args_is_help=True)
 
-ParentOpt = Annotated[str, typer.Option("--parent", help="dense parent: 'embedded', a registered model or a .gguf path")]
+ParentOpt = Annotated[str, typer.Option("--parent",
+                                        help="dense parent: 'embedded', a registered model or a .gguf path")]
 WorkOpt = Annotated[Optional[Path], typer.Option("--work", help="work folder (default <models_dir>/tune/<parent>)")]
 DataOpt = Annotated[Optional[Path], typer.Option("--data", help="shared data folder with wiki_pages/ and train/ "
                                                  "(default $MOESEARCH_SHARED_DATA or ../shared/data)")]
@@ -119,7 +120,10 @@ def train_command(parent: ParentOpt = "embedded", work: WorkOpt = None, data: Da
                   max_len: int = typer.Option(768, help="skip examples longer than this (tokens)"),
                   examples: Optional[int] = typer.Option(None, help="use only the first N examples"),
                   save_every: int = typer.Option(25, help="checkpoint every N steps"),
-                  restart: bool = typer.Option(False, help="discard an existing checkpoint")) -> None:
+                  restart: bool = typer.Option(False, help="discard an existing checkpoint"),
+                  unanswerable: Optional[float] = typer.Option(
+                      None, help="cap the share of 'not in the evidence' examples (default: all, ~40%; 0.15 "
+                                 "advised: at 40% the tuned 270M MoE answered every QA question that way)")) -> None:
     """Tune routers + LoRA on search tasks (Gemma 270M, 1 thread, busy machine: 10-30 s a step; 60 steps 20 min).
     Interrupted? Run the same command again: it resumes from the last checkpoint."""
     from tune.steps import train_step
@@ -127,7 +131,7 @@ def train_command(parent: ParentOpt = "embedded", work: WorkOpt = None, data: Da
 
     path, work = _setup(parent, work, threads)
     cfg = TrainConfig(steps=steps, lr=lr, rank=rank, max_len=max_len, save_every=save_every)
-    out = train_step(path, work, _data(data), cfg, examples, restart)
+    out = train_step(path, work, _data(data), cfg, examples, restart, unanswerable_share=unanswerable)
     typer.echo(json.dumps(out))
 
 

@@ -125,9 +125,11 @@ def examples_from_row(row: dict, rng: random.Random, distractors: int = 1, max_c
     return out
 
 
-def search_examples(data_dir: Path, split: str, seed: int = 0, limit: int | None = None) -> list[Example]:
+def search_examples(data_dir: Path, split: str, seed: int = 0, limit: int | None = None,
+                    unanswerable_share: float | None = None) -> list[Example]:
     """Examples from train/hotpotqa_train.jsonl and train/musique_train_full.jsonl; `split` 'train' takes 9 of
-    every 10 questions, 'dev' the 10th (to watch the loss on questions never trained on)."""
+    every 10 questions, 'dev' the 10th (to watch the loss on questions never trained on). `unanswerable_share`
+    caps the fraction of "not in the evidence" examples (None: one per question, about 40%)."""
     rng = random.Random(seed)
     files = [data_dir / "train" / "hotpotqa_train.jsonl", data_dir / "train" / "musique_train_full.jsonl"]
     missing = [str(p) for p in files if not p.exists()]
@@ -139,5 +141,10 @@ def search_examples(data_dir: Path, split: str, seed: int = 0, limit: int | None
         if (i % 10 == 9) != (split == "dev"):
             continue
         out.extend(examples_from_row(row, rng))
+    if unanswerable_share is not None:
+        una = [e for e in out if e.kind == "unanswerable"]
+        rest = [e for e in out if e.kind != "unanswerable"]
+        keep = int(len(rest) * unanswerable_share / max(1e-9, 1 - unanswerable_share))
+        out = rest + una[:keep]
     rng.shuffle(out)
     return out[:limit] if limit else out

@@ -92,7 +92,7 @@ def _dev_loss(model, tok, examples, eos, max_len) -> float:
 
 
 def train_step(path: Path, work: Path, data: Path, cfg, limit: int | None, restart: bool, dev: int = 8,
-               bar: bool = True, on_step=None) -> dict:
+               bar: bool = True, on_step=None, unanswerable_share: float | None = None) -> dict:
     """Train from moefied.npz; writes train/ckpt.pt (resumable) and trained.npz."""
     from tune.data import Tokens, search_examples
     from tune.train import Checkpoint, model_from_recipe, train, trained_recipe
@@ -102,10 +102,11 @@ def train_step(path: Path, work: Path, data: Path, cfg, limit: int | None, resta
     model = model_from_recipe(path, recipe)
     tok = Tokens(path)
     eos = tok._llm.token_eos()
-    train_ex = search_examples(data, "train", cfg.seed, limit)
+    train_ex = search_examples(data, "train", cfg.seed, limit, unanswerable_share)
     dev_ex = search_examples(data, "dev", cfg.seed, dev)
     key = {k: v for k, v in asdict(cfg).items() if k not in ("steps", "save_every")}  # more steps: same run
-    ckpt = Checkpoint(work / "train", {"cfg": key, "recipe": sha256_file(recipe_path), "examples": limit})
+    ckpt = Checkpoint(work / "train", {"cfg": key, "recipe": sha256_file(recipe_path), "examples": limit,
+                                       "unanswerable_share": unanswerable_share})
     if restart and ckpt.path.exists():
         ckpt.path.unlink()
     before = _dev_loss(model, tok, dev_ex, eos, cfg.max_len)
@@ -124,7 +125,7 @@ def train_step(path: Path, work: Path, data: Path, cfg, limit: int | None, resta
 
 def export_step(path: Path, work: Path, untrained: bool, out: Path | None) -> dict:
     """The shipped recipe (moefied or trained) and its GGUF, built and sha256-recorded."""
-    from tune.build import build_gguf
+    from tune.build import build_gguf, check_hmoe
 
     if untrained:
         recipe = load_recipe(work / "moefied.npz")
@@ -141,6 +142,7 @@ def export_step(path: Path, work: Path, untrained: bool, out: Path | None) -> di
     out = out or work / "searchmoe.npz"
     gguf = out.with_suffix(".gguf")
     built = build_gguf(recipe, path, gguf)
+    check_hmoe(gguf)
     recipe.info["gguf_sha256"] = built["sha256"]
     save_recipe(recipe, out)
     return {"recipe": str(out), "recipe_bytes": out.stat().st_size, **{f"gguf_{k}": v for k, v in built.items()}}

@@ -44,7 +44,6 @@ class TrainConfig:
 def add_lora(model: TuneModel, rank: int, alpha: float, seed: int) -> None:
     """LoRA on q/k/v/o and on the (permuted) FFN gate/up/down of every block; routers trainable."""
     gen = torch.Generator().manual_seed(seed)
-    cfg = model.cfg
     for blk in model.blocks:
         w = blk.w
         for t, n in zip(ATTN_TARGETS, ("attn_q", "attn_k", "attn_v", "attn_output")):
@@ -55,7 +54,6 @@ def add_lora(model: TuneModel, rank: int, alpha: float, seed: int) -> None:
             f.lora[t] = LoRA(weight.shape[0], weight.shape[1], rank, alpha, gen)
         if f.router is not None:
             f.router.requires_grad_(True)
-    del cfg
 
 
 def model_from_recipe(parent: Path, recipe: Recipe) -> TuneModel:
