@@ -170,9 +170,10 @@ def train(model: TuneModel, tok: Tokens, examples: list[Example], cfg: TrainConf
         torch.nn.utils.clip_grad_norm_(list(params.values()), 1.0)
         opt.step()
         state["step"] += 1
-        state["losses"].append(float(ce.detach()))
+        value = float(ce.detach())
+        state["losses"].append(value)
         state["tokens"] += len(ids)
-        ema = float(ce) if ema is None else 0.9 * ema + 0.1 * float(ce)
+        ema = value if ema is None else 0.9 * ema + 0.1 * value
         rate = (state["tokens"] - tok0) / max(1e-9, time.perf_counter() - t0)
         progress.update(1)
         progress.set_postfix(loss=f"{ema:.3f}", tok_s=f"{rate:.0f}")
@@ -182,7 +183,7 @@ def train(model: TuneModel, tok: Tokens, examples: list[Example], cfg: TrainConf
             ckpt.save({**state, "params": {n: p.detach().clone() for n, p in params.items()},
                        "opt": opt.state_dict(), "done": state["step"] >= cfg.steps, "target": cfg.steps})
         if on_step is not None:
-            on_step(state["step"], float(ce))
+            on_step(state["step"], value)
     progress.close()
     return {"steps": state["step"], "losses": state["losses"], "tokens": state["tokens"],
             "seconds": round(state["seconds"], 1), "done": True}
