@@ -7,7 +7,7 @@ once in `model.py`; an architecture only states what is its own here.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from model_runtime.engine.gguf_file import GGUFModelFile
 from model_runtime.errors import CorruptModelError, UnsupportedModelError
@@ -78,9 +78,12 @@ class ModelConfig:
     shared_count: int = 0
     shared_width: int = 0
     shared_gate: bool = False
+    embedding_scale: float = 0.0  # hmoe: the parent's embedding multiplier, as its file states (0 = from the spec)
 
     @property
     def embed_scale(self) -> float:
+        if self.embedding_scale > 0:
+            return self.embedding_scale
         return math.sqrt(self.d_model) if self.spec.embed_scale_sqrt_d else 1.0
 
 
@@ -93,6 +96,8 @@ def config_from_gguf(f: GGUFModelFile) -> ModelConfig:
         raise UnsupportedModelError(
             f"architecture {f.arch or '(none)'!r} of {f.path.name} is not supported by the torch engine; supported: "
             f"{', '.join(supported_architectures())}; use the llamacpp backend for other models")
+    if spec.ffn == "hmoe":
+        spec = _hmoe_spec(f, spec)
     cfg = _attention_config(f, spec)
     if spec.ffn == "dense":
         cfg.ffn_width = _scalar(f.hp("feed_forward_length"))
@@ -156,6 +161,17 @@ def _moe_config(f: GGUFModelFile, spec: ArchSpec, cfg: ModelConfig) -> None:
             f.hp("feed_forward_length"))
 
 
+def _hmoe_spec(f: GGUFModelFile, spec: ArchSpec) -> ArchSpec:
+    """What a moesearch-hmoe file keeps of its dense parent beyond attention and FFN (a Gemma 3 parent: norms on
+    the attention and FFN outputs, scaled embeddings, five sliding-window layers then one global one), read from
+    the optional keys `post_norms`, `embedding_scale`, `attention.sliding_window_pattern`, `rope.freq_base_swa`."""
+    swa_base = f.hp("rope.freq_base_swa", None)
+    return replace(spec, post_norms=bool(f.hp("post_norms", False)),
+                   embed_scale_sqrt_d=float(f.hp("embedding_scale", 0.0) or 0.0) > 0,
+                   swa_pattern=int(f.hp("attention.sliding_window_pattern", 0) or 0),
+                   rope_base_swa=None if swa_base is None else float(swa_base))
+
+
 def _hmoe_config(f: GGUFModelFile, cfg: ModelConfig) -> None:
     """Our heterogeneous MoE: routed groups of their own widths, shared experts, gating from the metadata."""
     cfg.group_counts = [int(x) for x in f.hp("expert_group_counts")]
@@ -169,6 +185,7 @@ def _hmoe_config(f: GGUFModelFile, cfg: ModelConfig) -> None:
     cfg.shared_count = int(f.hp("expert_shared_count", 0))
     cfg.shared_width = int(f.hp("expert_shared_feed_forward_length", 0))
     cfg.shared_gate = bool(f.hp("expert_shared_gate", False))
+    cfg.embedding_scale = float(f.hp("embedding_scale", 0.0) or 0.0)
 
 
 def _scalar(v) -> int:

@@ -16,6 +16,10 @@ rope.freq_base, context_length, vocab_size):
 | expert_weights_norm | bool | renormalise the k chosen weights |
 | attention.qk_norm | str | none, head or full |
 | activation | str | silu or gelu_tanh |
+| post_norms | bool | optional: norms on the attention and FFN outputs (`post_attention_norm`, `post_ffw_norm`), as Gemma |
+| embedding_scale | f32 | optional: multiply the token embeddings by this (Gemma: sqrt(embedding_length)) |
+| attention.sliding_window, attention.sliding_window_pattern | u32 | optional: window size; N means N-1 windowed layers then one global one |
+| rope.freq_base_swa | f32 | optional: the RoPE base of the windowed layers |
 
 Tensors per block: attention as in qwen (`attn_q/k/v/output`, optional biases and `attn_q_norm`/`attn_k_norm`),
 `ffn_norm`, the router `ffn_gate_inp` [E_total, D], routed group g as `ffn_{gate,up}_exps_g{g}` [E_g, F_g, D] and

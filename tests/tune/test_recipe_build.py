@@ -101,7 +101,7 @@ def test_inconsistent_hmoe_metadata_is_one_line(tiny_recipe, tmp_path, embedded_
 def _engine_vs_tune(out, recipe, embedded_model_path):
     import torch
 
-    from model_runtime.engine.model import load_transformer
+    from model_runtime.engine.loader import load_transformer
     from tune.data import Tokens
     from tune.train import model_from_recipe
 
@@ -114,20 +114,12 @@ def _engine_vs_tune(out, recipe, embedded_model_path):
     return float((got - want).norm() / want.norm()), m
 
 
-def test_engine_computes_what_tune_trained_given_gemma_keys(tiny_recipe, tmp_path, embedded_model_path, monkeypatch):
+def test_engine_computes_what_tune_trained_given_gemma_keys(tiny_recipe, tmp_path, embedded_model_path):
     """The built file holds the Gemma parts (post norms, embedding scale, sliding window) under moesearch-hmoe keys;
-    an engine whose hmoe architecture reads them (patched in memory here, as the engine change proposed in
-    tune/build.py asks) computes the same logits as tune's model, up to the Q8_0 storage of the experts."""
-    import dataclasses
-
-    from model_runtime.engine import arch
-
+    the engine's hmoe architecture reads them and computes the same logits as tune's model, up to the Q8_0 storage
+    of the experts."""
     out = tmp_path / "tiny.gguf"
     build_gguf(_with_lora(tiny_recipe), embedded_model_path, out)
-    spec = arch.ARCHS[arch.HMOE_ARCH]
-    if not spec.post_norms:
-        monkeypatch.setitem(arch.ARCHS, arch.HMOE_ARCH, dataclasses.replace(
-            spec, post_norms=True, embed_scale_sqrt_d=True, swa_pattern=6, rope_base_swa=10000.0))
     rel, m = _engine_vs_tune(out, _with_lora(tiny_recipe), embedded_model_path)
     assert m.cfg.sliding_window == 512 and m.blocks[0].post_attn_norm is not None
     assert rel < 0.05, rel
