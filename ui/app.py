@@ -33,10 +33,11 @@ def get_runner() -> Runner:
 
 
 def presets() -> list[str]:
+    """The named models a user can pick: the ones shipped through PyPI (e.g. qwen2.5-1.5b), then the presets."""
     try:
-        from model_runtime.registry import PRESETS
+        from model_runtime.registry import PACKAGED, PRESETS
 
-        return list(PRESETS)
+        return [*PACKAGED, *PRESETS]
     except Exception:  # noqa: BLE001
         return []
 
@@ -151,7 +152,8 @@ def sidebar_settings(store: Store, prefs: Prefs) -> Prefs:
         if ss.pref_model not in models:
             ss.pref_model = MODEL_EMBEDDED
         st.selectbox("Model", models, key="pref_model",
-                     help="embedded: Gemma 3 270M, offline. Presets need `moesearch model pull NAME` first.")
+                     help="embedded: Gemma 3 270M, offline. qwen2.5-1.5b: better answers, slower; needs "
+                          "`moesearch model install qwen2.5-1.5b` first. Presets need `moesearch model pull NAME` first.")
         if ss.pref_model == MODEL_GGUF:
             st.text_input("GGUF file", key="pref_gguf_path", placeholder="/models/model.gguf")
         if ss.pref_model == MODEL_OPENAI:

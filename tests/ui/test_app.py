@@ -141,3 +141,10 @@ def test_a_conversation_deleted_in_another_tab(ui_env):
     at.run()
     assert not at.exception and "deleted" in at.info[0].value
     assert "What do you want to know?" in all_markdown(at) and not at.query_params.get("c")
+
+
+def test_settings_offer_the_offline_models_and_presets(ui_env):
+    at = app().run()
+    assert not at.exception
+    options = at.selectbox(key="pref_model").options
+    assert options[0] == "embedded" and "qwen2.5-1.5b" in options and "qwen3-30b-a3b" in options
