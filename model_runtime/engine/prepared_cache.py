@@ -54,6 +54,7 @@ class PreparedCache:
         self.path = Path(cache_dir) / f"{self.prefix}-{fingerprint(gguf)}-{kernel_tag}.pt"
         self._loaded: dict[str, Any] = {}
         self._new: dict[str, Any] = {}
+        self._made: dict[str, tuple[Any, Any]] = {}  # key -> (prepared, kernel), to adopt the mapped copy after saving
         self.hit = False
         if self.path.is_file():
             try:
@@ -67,12 +68,14 @@ class PreparedCache:
             return kernel.restore(self._loaded[key])
         prepared = make()
         self._new[key] = kernel.state(prepared)
+        self._made[key] = (prepared, kernel)
         return prepared
 
     def save(self) -> None:
         """Write what was prepared in this load (nothing when everything came from the cache), atomically, and
-        delete older caches of the same GGUF path. A cache directory that cannot be written is skipped: the
-        cache only saves time."""
+        delete older caches of the same GGUF path; then the prepared weights take the file's mapped tensors in place
+        of their own (`kernel.adopt`), so a cold load ends holding what a warm one does. A cache directory that
+        cannot be written is skipped: the cache only saves time."""
         if not self._new:
             return
         try:
@@ -83,9 +86,13 @@ class PreparedCache:
             for old in self.path.parent.glob(f"{self.prefix}-*.pt"):
                 if old != self.path and old.name.split("-")[2:] == self.path.name.split("-")[2:]:
                     old.unlink(missing_ok=True)
+            mapped = torch.load(self.path, mmap=True, weights_only=True)
         except OSError:
-            pass
-        self._new = {}
+            mapped = {}
+        for key, (prepared, kernel) in self._made.items():
+            if key in mapped:
+                kernel.adopt(prepared, mapped[key])
+        self._new, self._made = {}, {}
 
 
 def cached(cache: PreparedCache | None, key: str, make: Callable[[], Any], kernel: Any) -> Any:

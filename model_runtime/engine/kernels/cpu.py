@@ -108,6 +108,11 @@ class Int8Linear(LinearKernel):
         """Plain tensors to save: the transposed int8 [K, N] and the row scales (fbgemm's packing is redone)."""
         return {"cols": prepared.cols, "scale": prepared.scale}
 
+    @staticmethod
+    def adopt(prepared: Int8Weight, state: dict) -> None:
+        """Use `state`'s (mapped) copy of the transposed int8 instead of `prepared`'s own."""
+        prepared.cols = state["cols"]
+
     def restore(self, state: dict) -> Int8Weight:
         """From `state` (its tensors memory-mapped from the cache: `cols` stays so; only the packed copy is made,
         one row block at a time). Paging `cols` out after packing was tried: 90 MB less peak memory on Gemma 3
@@ -150,6 +155,10 @@ class Int4Linear(LinearKernel):
     def state(prepared: Int4Weight) -> dict:
         return {"packed": prepared.packed, "sz": prepared.scales_zeros, "group": prepared.group, "n": prepared.n,
                 "pad": prepared.pad}
+
+    @staticmethod
+    def adopt(prepared: Int4Weight, state: dict) -> None:
+        prepared.packed, prepared.scales_zeros = state["packed"], state["sz"]
 
     @staticmethod
     def restore(state: dict) -> Int4Weight:
@@ -200,6 +209,10 @@ class _QuantCPUKernel(ExpertKernel):
         lin = self.expert_linear
         return {"gate_up": [lin.state(p) for p in prepared.gate_up], "down": [lin.state(p) for p in prepared.down],
                 "width": prepared.width, "activation": prepared.activation}
+
+    def adopt(self, prepared: PreparedGroup, state: dict) -> None:
+        for p, st in zip(prepared.gate_up + prepared.down, state["gate_up"] + state["down"]):
+            self.expert_linear.adopt(p, st)
 
     def restore(self, state: dict) -> PreparedGroup:
         lin = self.expert_linear
