@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -100,7 +101,8 @@ def test_cli_serve_backend_torch(tmp_path):
     path = random_gguf(tmp_path, "qwen3moe")
     port = free_port()
     args = ["model", "serve", "--backend", "torch", "--model", str(path), "--port", str(port), "--n-ctx", "512"]
-    with moesearch_server(args, f"http://127.0.0.1:{port}/health"):
+    env = {**os.environ, "MOESEARCH_PREPARED_CACHE_DIR": str(tmp_path / "prepared")}  # not the user's cache
+    with moesearch_server(args, f"http://127.0.0.1:{port}/health", env=env):
         r = httpx.post(f"http://127.0.0.1:{port}/v1/completions", timeout=60,
                        json={"prompt": "hello", "max_tokens": 4, "temperature": 0})
         assert r.status_code == 200, r.text
