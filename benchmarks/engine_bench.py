@@ -5,6 +5,8 @@ per decoded token against the machine's measured memory bandwidth, peak memory.
     .venv/bin/python benchmarks/engine_bench.py --models embedded --kernels reference cpu-int8 cpu-int4
     .venv/bin/python benchmarks/engine_bench.py --expert-cache [GGUF]        # static placement vs LRU/LFU cache
 
+Our CPU kernels are measured twice: a cold load (empty prepared-weight cache: the GGUF is dequantized and quantized,
+and the cache written) and a warm load (the cache just written, memory-mapped); `--no-cache` loads without it.
 Each engine runs in its own process (peak memory = that process's peak resident set, VmHWM). Decode: greedy, one token at a time
 after a prefill of --prompt tokens. Active weight bytes per decoded token: every non-expert weight (attention,
 norms, the output head; not the embedding table, of which one row is read) plus top_k/n_experts of the expert
@@ -20,6 +22,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -145,8 +148,9 @@ def active_bytes(path: Path, engine: str) -> float:
     return total
 
 
-def run_one(engine: str, path: str, prompt_len: int, n_decode: int, threads: int) -> dict:
-    """In this process: load, prefill `prompt_len` tokens, decode `n_decode` greedily; times and peak memory."""
+def run_one(engine: str, path: str, prompt_len: int, n_decode: int, threads: int, cache_dir: str | None = None) -> dict:
+    """In this process: load, prefill `prompt_len` tokens, decode `n_decode` greedily; times and peak memory.
+    Our engine loads through the prepared-weight cache in `cache_dir` when given (cold: empty; warm: filled)."""
     import torch
 
     torch.set_num_threads(threads)
@@ -169,9 +173,9 @@ def run_one(engine: str, path: str, prompt_len: int, n_decode: int, threads: int
             tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
         decode = time.perf_counter() - t
     else:
-        from model_runtime.engine.loader import load_transformer
+        from model_runtime.engine.loader import load_model
 
-        model, f = load_transformer(path, engine)
+        model, f = load_model(path, engine, cache_dir=Path(cache_dir) if cache_dir else None)
         f.close()
         load = time.perf_counter() - t0
         cache = model.new_cache(prompt_len + n_decode + 8)
@@ -252,6 +256,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--olmoe-layers", type=int, default=2)
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--cache-dir", help=argparse.SUPPRESS)
+    ap.add_argument("--no-cache", action="store_true",
+                    help="load our engine without the prepared-weight cache (default: a cold then a warm load, "
+                    "through a fresh cache folder)")
     ap.add_argument("--expert-cache", metavar="GGUF", nargs="?", const="synthetic-olmoe",
                     help="instead: compare static placement with a dynamic GPU expert cache on routing traces")
     ap.add_argument("--passages", type=int, default=60)
@@ -266,7 +274,8 @@ def main() -> None:
             print("| " + " | ".join(str(r[c]) for c in cols) + " |")
         return
     if args.child:
-        print(json.dumps(run_one(args.child[0], args.child[1], args.prompt, args.decode, args.threads)))
+        print(json.dumps(run_one(args.child[0], args.child[1], args.prompt, args.decode, args.threads,
+                                 args.cache_dir)))
         return
     bw, copy_bw = memory_bandwidth_gbs(args.threads)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, threads {args.threads}, "
@@ -285,21 +294,28 @@ def main() -> None:
             kernels = [k for k in args.kernels if k != "reference"]  # float32 experts: 3.2 GB per 2 layers
         else:
             path, kernels = Path(name), args.kernels
-        for engine in ["llamacpp", *kernels]:
+        phases = [("llamacpp", "")] + [(k, p) for k in kernels for p in
+                                       (["none"] if args.no_cache or k == "reference" else ["cold", "warm"])]
+        cache_dir = tempfile.mkdtemp(prefix="moesearch-prepared-")
+        for engine, phase in phases:
             cmd = [sys.executable, __file__, "--child", engine, str(path), "--prompt", str(args.prompt),
                    "--decode", str(args.decode), "--threads", str(args.threads)]
+            if phase in ("cold", "warm"):
+                cmd += ["--cache-dir", cache_dir]
             r = subprocess.run(cmd, capture_output=True, text=True)
             if r.returncode != 0:
                 print(f"{name} {engine} failed: {r.stderr[-2000:]}", file=sys.stderr)
                 continue
             row = json.loads(r.stdout.strip().splitlines()[-1])
+            row["cache"] = phase
             ab = active_bytes(path, engine)
             row.update(model=name, active_mb=round(ab / 1e6, 1),
                        achieved_gbs=round(ab * row["decode_tok_s"] / 1e9, 2),
                        of_bandwidth=f"{100 * ab * row['decode_tok_s'] / 1e9 / bw:.0f}%")
             rows.append(row)
             print(json.dumps(row), flush=True)
-    cols = ["model", "engine", "prefill_tok_s", "decode_tok_s", "active_mb", "achieved_gbs", "of_bandwidth",
+        shutil.rmtree(cache_dir, ignore_errors=True)
+    cols = ["model", "engine", "cache", "prefill_tok_s", "decode_tok_s", "active_mb", "achieved_gbs", "of_bandwidth",
             "peak_rss_mb", "load_s"]
     print("\n| " + " | ".join(cols) + " |\n|" + " --- |" * len(cols))
     for r in rows:

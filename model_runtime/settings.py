@@ -29,6 +29,10 @@ class ModelSettings(BaseSettings):
     models_dir: Path = Field(default_factory=lambda: default_cache_dir() / "models")
     torch_device: str = Field("cpu", description="device for the torch backend: cpu or cuda")
     torch_kernels: str = Field("cpu", description="expert kernels for the torch backend: reference, cpu or cuda")
+    prepared_cache_dir: Path | None = Field(
+        default_factory=lambda: default_cache_dir() / "prepared",
+        description="torch backend: where CPU-quantized weights are saved once and memory-mapped on later loads "
+        "(one file per GGUF and kernel, about the size of the int8/int4 weights)")
     torch_gpu_kernels: str = Field("cuda-int4", description="GPU expert kernels with --device cuda: cuda-int4 or "
                                    "cuda-int8 (Triton; the CPU side uses torch_kernels)")
     expert_placement: Literal["all-gpu", "all-cpu", "frequency"] = Field(

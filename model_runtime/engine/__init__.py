@@ -43,7 +43,7 @@ def load_torch_llm(path: str | Path, settings=None):
             f"expert kernels {settings.torch_kernels!r} run on {kernel.device}, not on {settings.torch_device}; "
             f"kernels for {settings.torch_device}: {', '.join(alts) or 'none available'} (MOESEARCH_TORCH_KERNELS)")
     return TorchMoELLM(path, kernels=settings.torch_kernels, device=settings.torch_device, n_ctx=settings.n_ctx,
-                       **names)
+                       prepared_cache_dir=settings.prepared_cache_dir, **names)
 
 
 __all__ = ["load_torch_llm", "ExpertKernel", "ExpertWeights", "available_kernels", "get_kernel", "register_kernel"]

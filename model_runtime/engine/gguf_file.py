@@ -84,6 +84,17 @@ class _HeaderReader:
         self.pos += n
         return out
 
+    def _strings(self, n: int) -> list[str]:
+        """n strings in a row, in one tight loop (a 262k-token vocabulary: 0.3 s instead of 1-1.6 s)."""
+        mv, pos, out, from_bytes = self.mv, self.pos, [], int.from_bytes
+        for _ in range(n):
+            k = from_bytes(mv[pos:pos + 8], "little")
+            pos += 8
+            out.append(str(mv[pos:pos + k], "utf-8", "replace"))
+            pos += k
+        self.pos = pos
+        return out
+
     def value(self, vtype: int) -> Any:
         if vtype == 8:
             return self.string()
@@ -94,7 +105,7 @@ class _HeaderReader:
     def array(self) -> list:
         sub, n = self.unpack("<IQ")
         if sub == 8:
-            return [self.string() for _ in range(n)]
+            return self._strings(n)
         if sub == 9:
             return [self.array() for _ in range(n)]
         dt = np.dtype(_NP[sub]).newbyteorder("<")

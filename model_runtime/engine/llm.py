@@ -46,7 +46,7 @@ class TorchMoELLM(LLM):
 
     def __init__(self, model_path: str | Path, *, kernels: str = "cpu", device: str = "cpu", n_ctx: int = 8192,
                  n_threads: int | None = None, name: str | None = None, chat_template: str = "auto", seed: int = 0,
-                 model: Transformer | None = None):
+                 model: Transformer | None = None, prepared_cache_dir: Path | None = None):
         if n_threads:
             torch.set_num_threads(n_threads)
         self.path = Path(model_path)
@@ -56,7 +56,8 @@ class TorchMoELLM(LLM):
 
             self.model, self._file = model, GGUFModelFile(self.path)
         else:
-            self.model, self._file = load_model(self.path, kernels, device=device)
+            self.model, self._file = load_model(self.path, kernels, device=device,
+                                                  cache_dir=prepared_cache_dir)
         self.kernel_name = self.model.kernel.name
         self.device = self.model.device
         self.placement = None  # set by placement.load_placed_llm

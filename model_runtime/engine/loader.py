@@ -14,6 +14,7 @@ caller build each layer's FFN from its lazy sources (see `placement.load_placed`
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from model_runtime.engine.gguf_file import GGUFModelFile
 from model_runtime.engine.kernels import ExpertKernel, ExpertWeights, LinearKernel, get_kernel
 from model_runtime.engine.model import Block, Transformer
 from model_runtime.engine.moe import MoELayer, RouterSpec
+from model_runtime.engine.prepared_cache import PreparedCache, cached
 
 HEAD_CHUNK_ROWS = 8192  # rows of the output head dequantized at a time (Gemma: 8192 x 640 x 4 B = 21 MB)
 
@@ -37,6 +39,7 @@ class GGUFExperts:
     (float32, read from the file now), `materialize()` (the whole group in float32, for the reference kernel)."""
 
     widths = None
+    cache = None  # a PreparedCache the kernel prepares through (set by `load_model`)
 
     def __init__(self, f: GGUFModelFile, names: tuple[str, str, str], n: int, width: int, dim: int,
                  activation: str, stacked: bool = True):
@@ -108,17 +111,22 @@ def moe_layer(kern: ExpertKernel, src: FFNSources) -> MoELayer:
 FFNBuilder = Callable[[int, FFNSources], object]
 
 
-def _attention(f: GGUFModelFile, cfg: ModelConfig, p: str, lin: LinearKernel) -> tuple:
+def _attention(f: GGUFModelFile, cfg: ModelConfig, p: str, lin: LinearKernel, cache: PreparedCache | None) -> tuple:
     d, hd = cfg.d_model, cfg.head_dim
     qd, kd = cfg.n_head * hd, cfg.n_head_kv * hd
-    qkv = torch.cat([f.tensor(p + "attn_q.weight", (qd, d)), f.tensor(p + "attn_k.weight", (kd, d)),
-                     f.tensor(p + "attn_v.weight", (kd, d))], 0)
+    names = [(p + f"attn_{n}.weight", (m, d)) for n, m in (("q", qd), ("k", kd), ("v", kd))]
+    for name, shape in names:  # shapes checked even when the prepared weights come from the cache
+        f._info(name, shape)
+    f._info(p + "attn_output.weight", (d, qd))
+    qkv = cached(cache, p + "qkv", lambda: lin.prepare(torch.cat([f.tensor(n, s) for n, s in names], 0)), lin)
+    wo = cached(cache, p + "wo", lambda: lin.prepare(f.tensor(p + "attn_output.weight", (d, qd))), lin)
     biases = [f.tensor(p + f"attn_{n}.bias", (m,), optional=True) for n, m in (("q", qd), ("k", kd), ("v", kd))]
     bias = torch.cat(biases) if all(b is not None for b in biases) else None
-    return lin.prepare(qkv), lin.prepare(f.tensor(p + "attn_output.weight", (d, qd))), bias
+    return qkv, wo, bias
 
 
-def _block(f: GGUFModelFile, cfg: ModelConfig, i: int, lin: LinearKernel, ffn) -> Block:
+def _block(f: GGUFModelFile, cfg: ModelConfig, i: int, lin: LinearKernel, ffn,
+           cache: PreparedCache | None = None) -> Block:
     p, d, hd = f"blk.{i}.", cfg.d_model, cfg.head_dim
     T = lambda name, shape: f.tensor(p + name, shape)  # noqa: E731
     qn = kn = None
@@ -126,7 +134,7 @@ def _block(f: GGUFModelFile, cfg: ModelConfig, i: int, lin: LinearKernel, ffn) -
         qn, kn = T("attn_q_norm.weight", (hd,)), T("attn_k_norm.weight", (hd,))
     elif cfg.qk_norm == "full":
         qn, kn = T("attn_q_norm.weight", (cfg.n_head * hd,)), T("attn_k_norm.weight", (cfg.n_head_kv * hd,))
-    qkv, wo, bias = _attention(f, cfg, p, lin)
+    qkv, wo, bias = _attention(f, cfg, p, lin, cache)
     post = cfg.spec.post_norms
     return Block(attn_norm=T("attn_norm.weight", (d,)), qkv=qkv, wo=wo, bqkv=bias, q_norm=qn, k_norm=kn,
                  post_attn_norm=T("post_attention_norm.weight", (d,)) if post else None,
@@ -135,34 +143,60 @@ def _block(f: GGUFModelFile, cfg: ModelConfig, i: int, lin: LinearKernel, ffn) -
                  ffn=ffn, swa=cfg.swa_layers[i] if i < len(cfg.swa_layers) else False)
 
 
+def _prepared_cache(path: str | Path, kern: ExpertKernel, lin: LinearKernel,
+                    cache_dir: Path | None) -> PreparedCache | None:
+    if cache_dir is None or not getattr(kern, "cacheable", False) or not getattr(lin, "cacheable", False):
+        return None
+    return PreparedCache(cache_dir, Path(path), f"{kern.name}-v{kern.cache_version}-{lin.name}-v{lin.cache_version}")
+
+
+def _with_cache(src: FFNSources, cache: PreparedCache | None) -> FFNSources:
+    for g in [src.shared, *src.routed]:
+        if g is not None:
+            g.cache = cache  # read by the CPU kernels' `prepare`
+    return src
+
+
 def load_model(path: str | Path, kernel: str | ExpertKernel = "reference", *, device: str = "cpu",
-               ffn_builder: FFNBuilder | None = None) -> tuple[Transformer, GGUFModelFile]:
+               ffn_builder: FFNBuilder | None = None,
+               cache_dir: Path | None = None) -> tuple[Transformer, GGUFModelFile]:
     """Read a GGUF file into a `Transformer` on `device` whose FFNs run on `kernel` (or what `ffn_builder(i,
     sources)` builds from layer i's lazy sources). Returns the model and the (still mapped) file.
 
-    Raises ModelNotFoundError, CorruptModelError, UnsupportedModelError (unknown architecture or tensor type: the
-    message names the supported ones)."""
+    With `cache_dir` and a kernel that can save what it prepares (the CPU int8/int4 kernels), prepared weights come
+    from (or are saved to) the prepared-weight cache there (`prepared_cache.py`); `model.prepared_cache_hit` says
+    which. Raises ModelNotFoundError, CorruptModelError, UnsupportedModelError (unknown architecture or tensor type:
+    the message names the supported ones)."""
     f = GGUFModelFile(path)
     cfg = config_from_gguf(f)
     kern = get_kernel(kernel) if isinstance(kernel, str) else kernel
     lin = kern.linear
+    cache = _prepared_cache(path, kern, lin, cache_dir)
+    ffn_cache = cache if ffn_builder is None else None  # placed layers prepare their experts their own way
     build = ffn_builder or (lambda i, src: moe_layer(kern, src))
-    blocks = [_block(f, cfg, i, lin, build(i, ffn_sources(f, cfg, i))) for i in range(cfg.n_layer)]
+    blocks = [_block(f, cfg, i, lin, build(i, _with_cache(ffn_sources(f, cfg, i), ffn_cache)), cache)
+              for i in range(cfg.n_layer)]
     embed = f.rows("token_embd.weight")
     if embed.shape != (cfg.n_vocab, cfg.d_model):
         f._info("token_embd.weight", (cfg.n_vocab, cfg.d_model))  # raises the shape message
     tied = not f.has("output.weight")
     head_name = "token_embd.weight" if tied else "output.weight"
     f._info(head_name, (cfg.n_vocab, cfg.d_model))
-    head = lin.prepare_chunks(f.row_chunks(head_name, HEAD_CHUNK_ROWS), (cfg.n_vocab, cfg.d_model))
+    head = cached(cache, "head", lambda: lin.prepare_chunks(f.row_chunks(head_name, HEAD_CHUNK_ROWS),
+                                                            (cfg.n_vocab, cfg.d_model)), lin)
     model = Transformer(cfg, embed, head, f.tensor("output_norm.weight", (cfg.d_model,)), blocks, kern,
                         tied=tied, device=device)
+    model.prepared_cache_hit = cache is not None and cache.hit
+    if cache is not None:
+        cache.save()
     f.release_pages()
     _trim()
     return model, f
 
 
+@functools.lru_cache(maxsize=1)
 def _libc():
+    """libc through ctypes, found once (`find_library` runs a subprocess: 7 ms a call)."""
     import ctypes
     import ctypes.util
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -69,14 +70,17 @@ def test_load_llm_torch_backend_on_a_moe_file(tmp_path):
     from model_runtime import load_llm
 
     path = random_gguf(tmp_path, "qwen2moe")
-    with load_llm(model=str(path), backend="torch", torch_kernels="cpu-int8", n_ctx=512) as llm:
+    with load_llm(model=str(path), backend="torch", torch_kernels="cpu-int8", n_ctx=512,
+                  prepared_cache_dir=tmp_path / "prepared") as llm:
         assert llm.backend == "torch" and llm.kernel_name == "cpu-int8" and llm.context_window == 512
         c = llm.generate("hello", max_tokens=5)
         assert c.completion_tokens <= 5 and c.prompt_tokens == 5  # BOS, "he", l, l, o
+    assert len(list((tmp_path / "prepared").glob("*.pt"))) == 1  # the setting reaches the loader
 
 
-def test_cli_generate_backend_torch():
-    r = run_cli("model", "generate", PROMPT, "--backend", "torch", "--max-tokens", "8", "--json", "--n-ctx", "512")
+def test_cli_generate_backend_torch(tmp_path):
+    r = run_cli("model", "generate", PROMPT, "--backend", "torch", "--max-tokens", "8", "--json", "--n-ctx", "512",
+                env={"MOESEARCH_PREPARED_CACHE_DIR": str(tmp_path)})
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out["backend"] == "torch" and out["completion_tokens"] == 8 and out["text"].strip()
@@ -97,7 +101,8 @@ def test_cli_serve_backend_torch(tmp_path):
     path = random_gguf(tmp_path, "qwen3moe")
     port = free_port()
     args = ["model", "serve", "--backend", "torch", "--model", str(path), "--port", str(port), "--n-ctx", "512"]
-    with moesearch_server(args, f"http://127.0.0.1:{port}/health"):
+    env = {**os.environ, "MOESEARCH_PREPARED_CACHE_DIR": str(tmp_path / "prepared")}  # not the user's cache
+    with moesearch_server(args, f"http://127.0.0.1:{port}/health", env=env):
         r = httpx.post(f"http://127.0.0.1:{port}/v1/completions", timeout=60,
                        json={"prompt": "hello", "max_tokens": 4, "temperature": 0})
         assert r.status_code == 200, r.text
