@@ -3,13 +3,10 @@ what each test needs (empty, malformed, unsupported, supported), over real HTTP,
 
 from __future__ import annotations
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
 
 from retrieval.types import Document
+from tests.agent.canned_llm import CannedModel
 
 JAWS = Document("https://x.org/jaws", "Jaws (film)", "Jaws is a 1975 American thriller film directed by Steven "
                 "Spielberg, based on the novel by Peter Benchley.")
@@ -18,39 +15,8 @@ SPIELBERG = Document("https://x.org/spielberg", "Steven Spielberg", "Steven Alla
 QUESTION = "In which city was the director of Jaws born?"
 
 
-class Canned(BaseHTTPRequestHandler):
-    reply = ""  # what the "model" answers to every chat completion
-
-    def log_message(self, *args):
-        pass
-
-    def _json(self, body: dict) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_GET(self):
-        self._json({"data": [{"id": "canned", "context_window": 4096}]})
-
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        if not self.path.endswith("/chat/completions"):
-            self.send_error(404)
-            return
-        if not body.get("stream"):
-            self._json({"choices": [{"message": {"content": Canned.reply}, "finish_reason": "stop"}],
-                        "usage": {"prompt_tokens": 10, "completion_tokens": 5}})
-            return
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.end_headers()
-        for piece in [Canned.reply[i:i + 7] for i in range(0, len(Canned.reply), 7)]:
-            event = {"choices": [{"delta": {"content": piece}, "finish_reason": None}]}
-            self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
-        self.wfile.write(b"data: [DONE]\n\n")
+class Reply:
+    text = ""  # what the "model" answers to every chat completion; each test sets it
 
 
 @pytest.fixture(scope="module")
@@ -58,17 +24,15 @@ def canned_agent(retrieval_settings):
     from agent import AgentSettings, SearchAgent
     from model_runtime.openai_backend import OpenAICompatLLM
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Canned)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    llm = OpenAICompatLLM(f"http://127.0.0.1:{server.server_port}/v1", retries=0)
-    agent = SearchAgent(AgentSettings(mode="quick", deadline_s=300), llm=llm, retrieval_settings=retrieval_settings)
-    yield agent
-    agent.close()
-    server.shutdown()
+    with CannedModel(lambda prompt: Reply.text, piece=7, context_window=4096) as model:
+        llm = OpenAICompatLLM(model.url, retries=0)
+        agent = SearchAgent(AgentSettings(mode="quick", deadline_s=300), llm=llm, retrieval_settings=retrieval_settings)
+        yield agent
+        agent.close()
 
 
 def ask(agent, reply: str, question: str = QUESTION, documents=(JAWS, SPIELBERG)):
-    Canned.reply = reply
+    Reply.text = reply
     return agent.ask(question, documents=list(documents))
 
 
