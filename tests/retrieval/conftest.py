@@ -71,7 +71,24 @@ def localweb(small_docs):
         yield web
 
 
-class FaultServer:
+class LocalServer:
+    """A threaded HTTP server on 127.0.0.1 (a free port) serving one handler class; ``stop()`` shuts it down."""
+
+    def serve(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+
+class FaultServer(LocalServer):
     """A real HTTP server on 127.0.0.1 with pages that misbehave: too big, gzip bombs, slow, redirects, 5xx."""
 
     def __init__(self):
@@ -79,7 +96,8 @@ class FaultServer:
         self.max_inflight = 0
         self.hits: dict[str, int] = {}
         self.lock = threading.Lock()
-        self.bomb: bytes | None = None
+        # 100 MB of zeros in about 100 KB, made before serving: made inside a request, it raced the 1 s read timeout
+        self.bomb = gzip.compress(b"\0" * 100_000_000, compresslevel=9)
         srv = self
 
         class H(BaseHTTPRequestHandler):
@@ -130,9 +148,6 @@ class FaultServer:
                     self.close_connection = True
                     return None
                 if p == "/gzip-bomb":
-                    with srv.lock:
-                        if srv.bomb is None:  # 100 MB of zeros in about 100 KB
-                            srv.bomb = gzip.compress(b"\0" * 100_000_000, compresslevel=9)
                     return self.send(200, srv.bomb, headers={"Content-Encoding": "gzip"})
                 if p == "/gzip-ok":
                     return self.send(200, gzip.compress(page), headers={"Content-Encoding": "gzip"})
@@ -190,17 +205,8 @@ class FaultServer:
                     return self.send(200, page, headers={"ETag": '"v1"'})
                 return self.send(404, b"no such test page")
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-        self.thread.start()
+        self.serve(H)
 
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
 
 
 @pytest.fixture(scope="module")
@@ -210,7 +216,7 @@ def fault_server():
     s.stop()
 
 
-class HostileServer:
+class HostileServer(LocalServer):
     """A real HTTP server on 127.0.0.1 whose pages a test sets: ``routes[path] = (status, headers, body)``; a
     missing path is 404, ``robots`` is the robots.txt body (None: 404). Headers are sent exactly as given."""
 
@@ -244,12 +250,7 @@ class HostileServer:
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-        self.thread.start()
+        self.serve(H)
 
     def page(self, path: str, body: bytes | str, ctype: str | None = "text/html; charset=utf-8", status: int = 200,
              **headers: str) -> str:
@@ -259,10 +260,6 @@ class HostileServer:
         self.routes[path] = (status, h, body.encode() if isinstance(body, str) else body)
         return self.url + path
 
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
 
 
 @pytest.fixture(scope="module")
