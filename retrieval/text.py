@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import math
 import re
 from collections import Counter
+from contextlib import contextmanager
 from typing import NamedTuple
 from functools import lru_cache
 
@@ -47,11 +49,29 @@ def _abbreviation_dots(text: str) -> set[int]:
     return {m.end() for m in _ABBREV_DOT.finditer(text) if len(m.group()) > 1 or m.group().isalpha()}  # not '½.'
 
 
+@contextmanager
+def _gc_paused():
+    """Splitting a long page makes hundreds of thousands of small tuples, none of which can form a reference cycle;
+    on a big heap the cyclic collector, woken by their number, costs more than the splitting itself."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def split_sentences(text: str) -> list[Span]:
     """Sentence spans (start, end) into ``text``; ``text[s.start:s.end]`` is the sentence, stripped.
 
     Built from comprehensions over regex matches, not a loop per sentence: a hostile page of a million tiny
     "sentences" must still cost well under a second per MB."""
+    with _gc_paused():
+        return _sentence_spans(text)
+
+
+def _sentence_spans(text: str) -> list[Span]:
     abbreviations = _abbreviation_dots(text)
     # the gaps between sentences, (end of one, start of the next): after . ! ? (unless the '.' ends an
     # abbreviation), and at every paragraph break
@@ -90,6 +110,11 @@ def chunk_spans(text: str, target_words: int = 100, max_words: int = 150, overla
     blocks=True: a line break is a hard boundary. Extracted web pages put one block per line, and the extractor may
     reorder blocks (a heading after the body), so a passage that crossed a line could quote text that is not
     contiguous on the page."""
+    with _gc_paused():
+        return _chunk_spans(text, target_words, max_words, overlap_sentences, blocks)
+
+
+def _chunk_spans(text: str, target_words: int, max_words: int, overlap_sentences: int, blocks: bool) -> list[Span]:
     sents: list[Span] = []
     for s in split_sentences(text):
         sents.extend(_split_long(text, s, max_words))
